@@ -1,0 +1,13 @@
+"""HTTP entrypoints: thin handlers, one blueprint per area, grouped under /api/v1."""
+
+from sanic import Blueprint
+
+from blueprints.achievement_types import bp as achievement_types
+from blueprints.achievements import bp as achievements
+from blueprints.admin import bp as admin
+from blueprints.auth import bp as auth
+from blueprints.system import bp as system
+
+api = Blueprint.group(auth, achievements, achievement_types, admin, url_prefix="/api/v1")
+
+__all__ = ["api", "system"]

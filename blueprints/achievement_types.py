@@ -1,0 +1,3 @@
+from sanic import Blueprint
+
+bp = Blueprint("achievement_types", url_prefix="/achievement-types")

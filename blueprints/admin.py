@@ -1,0 +1,3 @@
+from sanic import Blueprint
+
+bp = Blueprint("admin", url_prefix="/admin")

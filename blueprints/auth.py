@@ -1,0 +1,177 @@
+"""Auth: register, login, refresh rotation, logout, profile and password."""
+
+from __future__ import annotations
+
+from sanic import Blueprint
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from sanic_ext import openapi
+
+from blueprints.docs import PROTECTED, TOKEN_SCHEMA, USER_SCHEMA, ok, problems
+from service import accounts
+from service.audit import security_event
+from service.authn import bearer_token, current_user, user_for_token
+from service.context import context_of
+from service.edge import check_origin
+from service.errors import InvalidCredentials, TooManyRequests, Unauthorized, ValidationFailed
+from service.jsonutil import json_response
+from service.validation import Body, SingleLine, json_body, trimmed
+
+bp = Blueprint("auth", url_prefix="/auth")
+
+COOKIE = "refresh_token"
+COOKIE_PATH = "/api/v1/auth"
+
+
+class RegisterBody(Body):
+    email: trimmed(3, 254)
+    password: SingleLine
+    full_name: trimmed(1, 200)
+
+
+class LoginBody(Body):
+    email: SingleLine
+    password: SingleLine
+
+
+class ProfileBody(Body):
+    full_name: trimmed(1, 200)
+
+
+class PasswordBody(Body):
+    current_password: SingleLine
+    new_password: SingleLine
+
+
+def _email_ok(email: str) -> bool:
+    local, at, domain = email.rpartition("@")
+    return bool(at and local and "." in domain and " " not in email and not domain.startswith(".")
+                and not domain.endswith(".") and ".." not in domain)
+
+
+def _set_refresh_cookie(request: Request, response: HTTPResponse, value: str, max_age: int) -> None:
+    response.add_cookie(
+        COOKIE, value, path=COOKIE_PATH, max_age=max_age, httponly=True, samesite="Strict",
+        secure=request.app.ctx.settings.cookie_secure,
+    )
+
+
+def _token_response(request: Request, issued: accounts.IssuedSession) -> HTTPResponse:
+    response = json_response(issued.token_response())
+    _set_refresh_cookie(request, response, issued.refresh_token, issued.refresh_max_age)
+    return response
+
+
+@bp.post("/register", ctx_public=True)
+@openapi.summary("Create a student account")
+@openapi.tag("auth")
+@ok(201, USER_SCHEMA, "The new user")
+@problems(400, 409, 413, 415, 422, 429, 503)
+@json_body(RegisterBody)
+async def register(request: Request, body: RegisterBody):
+    limits = request.app.ctx.limits
+    try:
+        await limits.enforce(limits.register_ip, "register-ip", context_of(request).ip)
+    except TooManyRequests:
+        await security_event(request, "security.rate_limited", details={"limit": "register_ip"})
+        raise
+    if not _email_ok(body.email):
+        raise ValidationFailed([{"field": "email", "message": "must be an email address"}])
+    user = await accounts.register(request.app.ctx.settings, context_of(request), body.email,
+                                   body.password, body.full_name)
+    return json_response(user, status=201)
+
+
+@bp.post("/login", ctx_public=True)
+@openapi.summary("Sign in: access token in the body, refresh token in an HttpOnly cookie")
+@openapi.tag("auth")
+@ok(200, TOKEN_SCHEMA, "Signed in")
+@problems(400, 401, 413, 415, 422, 429, 503)
+@json_body(LoginBody)
+async def login(request: Request, body: LoginBody):
+    async def on_limited(details):
+        await security_event(request, "security.rate_limited", details=details)
+
+    try:
+        issued = await accounts.login(request.app.ctx.settings, request.app.ctx.limits,
+                                      context_of(request), body.email[:320], body.password, on_limited)
+    except InvalidCredentials:
+        await security_event(request, "auth.login.failed", outcome="failure",
+                             details={"email": accounts.normalise_email(body.email)[:254]})
+        raise
+    return _token_response(request, issued)
+
+
+@bp.post("/refresh", ctx_public=True)
+@openapi.summary("Rotate the refresh cookie and get a new access token")
+@openapi.tag("auth")
+@ok(200, TOKEN_SCHEMA, "A new access token; the cookie is rotated")
+@problems(401, 403, 503)
+async def refresh(request: Request):
+    check_origin(request)
+    token = request.cookies.get(COOKIE)
+    if not token:
+        raise Unauthorized("The refresh cookie is missing.")
+    issued = await accounts.refresh(request.app.ctx.settings, context_of(request), token)
+    return _token_response(request, issued)
+
+
+@bp.post("/logout", ctx_public=True)
+@openapi.summary("End the session: its access and refresh tokens stop working")
+@openapi.tag("auth")
+@openapi.secured("bearer")
+@ok(204, None, "Signed out; the cookie is cleared")
+@problems(401, 403, 503)
+async def logout(request: Request):
+    check_origin(request)
+    token = bearer_token(request)
+    if token:
+        user = await user_for_token(request, token)
+        request.ctx.user = user
+        session_id, user_id = user.session_id, user.id
+    else:
+        cookie = request.cookies.get(COOKIE)
+        found = await accounts.session_for_refresh_token(cookie) if cookie else None
+        if found is None:
+            raise Unauthorized("Send the access token or the refresh cookie.")
+        session_id, user_id = found
+    await accounts.logout(context_of(request), session_id, user_id)
+    response = HTTPResponse(status=204)
+    _set_refresh_cookie(request, response, "", 0)
+    return response
+
+
+@bp.get("/me")
+@openapi.summary("The signed-in user")
+@openapi.tag("auth")
+@openapi.secured("bearer")
+@ok(200, USER_SCHEMA, "The user")
+@problems(*PROTECTED)
+async def me(request: Request):
+    return json_response(accounts.user_json(current_user(request).__dict__))
+
+
+@bp.patch("/me")
+@openapi.summary("Change the signed-in user's name")
+@openapi.tag("auth")
+@openapi.secured("bearer")
+@ok(200, USER_SCHEMA, "The updated user")
+@problems(*PROTECTED, 413, 415, 422)
+@json_body(ProfileBody, media_types=("application/json", "application/merge-patch+json"))
+async def update_me(request: Request, body: ProfileBody):
+    user = await accounts.update_profile(context_of(request), current_user(request), body.full_name)
+    return json_response(user)
+
+
+@bp.post("/password")
+@openapi.summary("Change the password; every other session is revoked")
+@openapi.tag("auth")
+@openapi.secured("bearer")
+@ok(204, None, "Changed")
+@problems(*PROTECTED, 403, 413, 415, 422)
+@json_body(PasswordBody)
+async def change_password(request: Request, body: PasswordBody):
+    await accounts.change_password(request.app.ctx.settings, request.app.ctx.limits,
+                                   context_of(request), current_user(request),
+                                   body.current_password, body.new_password)
+    return HTTPResponse(status=204)

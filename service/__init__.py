@@ -1,0 +1,1 @@
+"""Achievement Journal API service."""

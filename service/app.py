@@ -1,0 +1,54 @@
+"""The application factory: one setup function per concern."""
+
+from __future__ import annotations
+
+from sanic import Sanic
+
+from service.database import close_database, open_database
+from service.docs import setup_docs
+from service.edge import JournalRequest, setup_edge
+from service.errors import setup_errors
+from service.logs import setup_logging
+from service.ratelimit import RateLimits
+from service.settings import Settings
+
+APP_NAME = "achievement_journal"
+
+
+def create_app(settings: Settings | None = None) -> Sanic:
+    settings = settings or Settings.from_env()
+    setup_logging(settings.log_level)
+    app = Sanic(APP_NAME, request_class=JournalRequest, configure_logging=False)
+    app.ctx.settings = settings
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+    app.config.DEBUG = False
+    app.config.ACCESS_LOG = False
+    app.config.KEEP_ALIVE_TIMEOUT = 75  # longer than typical router/proxy idle timeouts
+    app.config.GRACEFUL_SHUTDOWN_TIMEOUT = 25.0  # Heroku kills 30 s after SIGTERM
+    setup_edge(app)
+    setup_database(app, settings)
+    setup_errors(app)
+    setup_docs(app)
+    setup_routes(app)
+    return app
+
+
+def setup_database(app: Sanic, settings: Settings) -> None:
+    @app.before_server_start
+    async def connect(app_, _loop=None):
+        app_.ctx.limits = RateLimits(settings)
+        app_.ctx.owns_database = await open_database(settings)
+
+    @app.after_server_stop
+    async def disconnect(app_, _loop=None):
+        if app_.ctx.owns_database:
+            await close_database()
+
+
+def setup_routes(app: Sanic) -> None:
+    from blueprints import api, system
+    from service.authn import authenticate
+
+    app.register_middleware(authenticate, "request", priority=50)
+    app.blueprint(system)
+    app.blueprint(api)

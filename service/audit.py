@@ -1,0 +1,95 @@
+"""The audit log: every state change and security event, with the request's context.
+
+State changes are recorded with :func:`record` on the use case's own transaction, so
+the change and its record commit or roll back together. Security events use
+:func:`security_event`, which for unauthenticated callers writes at most one row per
+client IP and action per minute (counting the suppressed ones) while still emitting
+a JSON log line for every event.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from sanic.request import Request
+
+from service.context import RequestContext, context_of
+from service.database import connection
+from service.jsonutil import dumps
+
+log = logging.getLogger("service.audit")
+
+INSERT = (
+    "INSERT INTO audit_events (id, request_id, actor_id, ip, action, target_type, target_id, "
+    "outcome, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)"
+)
+# Keys that must never reach an audit row, whatever a caller passes.
+_SECRET_KEYS = {"password", "current_password", "new_password", "token", "access_token",
+                "refresh_token", "cookie", "authorization", "password_hash", "secret"}
+
+
+def _clean(details: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (details or {}).items() if k.lower() not in _SECRET_KEYS}
+
+
+async def record(
+    conn,
+    ctx: RequestContext,
+    action: str,
+    *,
+    outcome: str = "success",
+    target_type: str | None = None,
+    target_id: Any = None,
+    details: dict[str, Any] | None = None,
+    actor_id: uuid.UUID | None = None,
+) -> None:
+    """Write one audit row on ``conn`` (the caller's transaction) and its log line."""
+    actor = actor_id or ctx.actor_id
+    clean = _clean(details)
+    await conn.execute_query(
+        INSERT,
+        [uuid.uuid4(), ctx.request_id, actor, ctx.ip, action, target_type,
+         None if target_id is None else str(target_id), outcome, dumps(clean).decode()],
+    )
+    _log(ctx, action, outcome, actor, target_type, target_id, clean)
+
+
+def _log(ctx, action, outcome, actor, target_type, target_id, details, level=logging.INFO):
+    log.log(level, action, extra={
+        "event": action, "outcome": outcome, "request_id": ctx.request_id,
+        "actor_id": str(actor) if actor else None, "ip": ctx.ip, "user_agent": ctx.user_agent,
+        "target_type": target_type, "target_id": None if target_id is None else str(target_id),
+        "details": details,
+    })
+
+
+async def security_event(
+    request: Request,
+    action: str,
+    *,
+    outcome: str = "denied",
+    target_type: str | None = None,
+    target_id: Any = None,
+    details: dict[str, Any] | None = None,
+    level: int = logging.WARNING,
+) -> None:
+    """Record a security event in its own transaction, bounded for anonymous callers."""
+    ctx = context_of(request)
+    clean = _clean(details)
+    limits = request.app.ctx.limits
+    if ctx.user is None:
+        if not await limits.once_per(60, action, ctx.ip):
+            await limits.add(f"audit-suppressed/{action}/{ctx.ip}")
+            _log(ctx, action, outcome, None, target_type, target_id, {**clean, "audited": False}, level)
+            return
+        suppressed = await limits.take(f"audit-suppressed/{action}/{ctx.ip}")
+        if suppressed:
+            clean["suppressed"] = suppressed
+    try:
+        await record(connection(), ctx, action, outcome=outcome, target_type=target_type,
+                     target_id=target_id, details=clean)
+    except Exception as exc:  # the event is still in the log line; the request goes on
+        _log(ctx, action, outcome, ctx.actor_id, target_type, target_id,
+             {**clean, "audited": False, "audit_error": type(exc).__name__}, logging.ERROR)

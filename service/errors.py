@@ -1,0 +1,209 @@
+"""Errors with meaning, raised anywhere, rendered once as RFC 9457 problem documents."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import asyncpg
+from sanic import Sanic
+from sanic.exceptions import SanicException
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from tortoise.exceptions import DBConnectionError, OperationalError
+
+from service.jsonutil import dumps
+from service.requestctx import request_id_of
+
+log = logging.getLogger("service.errors")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ApiError(Exception):
+    status = 500
+    type = "about:blank"
+    title: str | None = None
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail or HTTPStatus(self.status).phrase
+        self.headers = headers or {}
+        self.extra = extra
+
+    def problem(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "title": self.title or HTTPStatus(self.status).phrase,
+            "status": self.status,
+            "detail": self.detail,
+            **self.extra,
+        }
+
+
+class BadRequest(ApiError):
+    status = 400
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+    def __init__(self, detail: str = "Authentication is required.", *, error: str | None = None, **kw):
+        challenge = "Bearer"
+        if error:
+            challenge += f' error="{error}"'
+        super().__init__(detail, headers={"WWW-Authenticate": challenge}, **kw)
+
+
+class InvalidCredentials(ApiError):
+    """One body for unknown email, wrong password and deactivated account."""
+
+    status = 401
+
+    def __init__(self) -> None:
+        super().__init__("The email or password is incorrect.")
+
+
+class Forbidden(ApiError):
+    status = 403
+
+
+class NotFound(ApiError):
+    status = 404
+
+    def __init__(self, detail: str = "The resource does not exist.", **kw):
+        super().__init__(detail, **kw)
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+class PreconditionFailed(ApiError):
+    status = 412
+
+    def __init__(self, detail: str = "The resource has changed; fetch it again.", **kw):
+        super().__init__(detail, **kw)
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+
+
+class ValidationFailed(ApiError):
+    status = 422
+    title = "Validation failed"
+
+    def __init__(self, errors: list[dict[str, str]], detail: str = "The request body is invalid."):
+        super().__init__(detail, errors=errors)
+
+
+class TooManyRequests(ApiError):
+    status = 429
+
+    def __init__(self, retry_after: int, headers: dict[str, str] | None = None):
+        retry_after = max(1, int(retry_after))
+        super().__init__(
+            "Too many requests; try again later.",
+            headers={"Retry-After": str(retry_after), **(headers or {})},
+        )
+
+
+class ServiceUnavailable(ApiError):
+    status = 503
+
+    def __init__(self, detail: str = "The service is temporarily unavailable.", **kw):
+        super().__init__(detail, headers={"Retry-After": "5"}, **kw)
+
+
+DATABASE_DOWN = (
+    DBConnectionError,
+    OperationalError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    ConnectionError,
+    OSError,
+    asyncio.TimeoutError,
+)
+
+_SANIC_DETAIL = {
+    400: "The request could not be parsed.",
+    404: "No such resource.",
+    405: "The method is not allowed on this resource.",
+    408: "The request took too long to arrive.",
+    413: "The request body is too large.",
+    416: "The range is not satisfiable.",
+    417: "The expectation cannot be met.",
+}
+
+
+def problem_response(request: Request | None, error: ApiError) -> HTTPResponse:
+    body = error.problem()
+    body["request_id"] = request_id_of(request) if request is not None else None
+    return HTTPResponse(
+        dumps(body), status=error.status, headers=error.headers, content_type=PROBLEM_JSON
+    )
+
+
+def to_api_error(exception: BaseException) -> ApiError:
+    if isinstance(exception, ApiError):
+        return exception
+    if isinstance(exception, SanicException):
+        status = exception.status_code or 500
+        if status >= 500:
+            return _internal()
+        error = ApiError(_SANIC_DETAIL.get(status, HTTPStatus(status).phrase))
+        error.status = status
+        headers = dict(getattr(exception, "headers", None) or {})
+        allowed = getattr(exception, "allowed_methods", None)
+        if status == 405 and allowed:
+            headers["Allow"] = ", ".join(sorted(m for m in allowed if m != "TRACE"))
+        error.headers = {k: v for k, v in headers.items() if k.lower() in {"allow", "retry-after"}}
+        return error
+    if _is_database_down(exception):
+        return ServiceUnavailable()
+    return _internal()
+
+
+def _internal() -> ApiError:
+    error = ApiError("An unexpected error occurred. Quote the request_id when reporting it.")
+    error.status = 500
+    return error
+
+
+def _is_database_down(exception: BaseException) -> bool:
+    seen = 0
+    current: BaseException | None = exception
+    while current is not None and seen < 5:
+        if isinstance(current, DATABASE_DOWN):
+            return True
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return False
+
+
+def setup_errors(app: Sanic) -> None:
+    @app.exception(Exception)
+    async def render_problem(request: Request, exception: Exception) -> HTTPResponse:
+        error = to_api_error(exception)
+        if error.status >= 500:
+            if isinstance(error, ServiceUnavailable):
+                log.warning("database unavailable", extra={"event": "db.unavailable",
+                                                             "error": type(exception).__name__})
+            else:
+                log.error("unhandled exception", exc_info=exception,
+                          extra={"event": "http.unhandled"})
+        return problem_response(request, error)

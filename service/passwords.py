@@ -1,0 +1,83 @@
+"""Password hashing: bcrypt over an HMAC-SHA-384 pre-hash.
+
+bcrypt reads at most 72 bytes (bcrypt 5 raises beyond that), so the password is first
+condensed with HMAC-SHA-384 and base64 (64 ASCII bytes): every character of a password
+of up to 256 characters is significant and nothing is truncated. Hashing runs in a
+thread (bcrypt releases the GIL) so the event loop keeps serving other requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import re
+import unicodedata
+from functools import lru_cache
+
+import bcrypt
+
+_PREHASH_KEY = b"achievement-journal/password/v1"
+MIN_LENGTH = 8
+MAX_LENGTH = 256
+
+# The most common passwords and words of this service; a password whose core (without
+# trailing digits and symbols) is one of them is refused.
+_COMMON = """
+password passw0rd p@ssword p@ssw0rd qwerty qwertyuiop asdfgh asdfghjkl zxcvbnm
+letmein welcome admin administrator iloveyou monkey dragon football baseball
+sunshine princess master shadow superman batman trustno1 starwars whatever
+freedom hello login secret abc abcdef abcdefgh abcd1234 qazwsx 1q2w3e4r 1qaz2wsx
+changeme default guest root test student teacher university college school
+achievement achievements journal achievementjournal curator
+""".split()
+_CORE = re.compile(r"[\d\W_]+$")
+
+
+def prehash(password: str) -> bytes:
+    normalised = unicodedata.normalize("NFC", password).encode("utf-8")
+    digest = hmac.new(_PREHASH_KEY, normalised, hashlib.sha384).digest()
+    return base64.b64encode(digest)
+
+
+def password_problem(password: str, context_words: tuple[str, ...] = ()) -> str | None:
+    """Why a new password is refused, or None when it is acceptable."""
+    if len(password) < MIN_LENGTH:
+        return f"must be at least {MIN_LENGTH} characters"
+    if len(password) > MAX_LENGTH:
+        return f"must be at most {MAX_LENGTH} characters"
+    lowered = password.lower()
+    core = _CORE.sub("", lowered).strip()
+    banned = set(_COMMON) | {w.lower() for w in context_words if len(w) >= 3}
+    if lowered in banned or not core or core in banned or len(set(lowered)) < 3:
+        return "is too common or too easy to guess"
+    return None
+
+
+def hash_password_sync(password: str, rounds: int) -> str:
+    return bcrypt.hashpw(prehash(password), bcrypt.gensalt(rounds)).decode("ascii")
+
+
+def verify_password_sync(password: str, password_hash: str) -> bool:
+    try:
+        return bcrypt.checkpw(prehash(password), password_hash.encode("ascii"))
+    except (ValueError, TypeError):
+        return False
+
+
+@lru_cache(maxsize=4)
+def dummy_hash(rounds: int) -> str:
+    """A hash of the same cost, verified for unknown emails so timing does not tell."""
+    return hash_password_sync("not-a-real-password-for-timing", rounds)
+
+
+async def hash_password(password: str, rounds: int) -> str:
+    return await asyncio.get_running_loop().run_in_executor(None, hash_password_sync, password, rounds)
+
+
+async def verify_password(password: str, password_hash: str | None, rounds: int) -> bool:
+    """Always costs one bcrypt verification, whether or not there is a hash."""
+    target = password_hash or dummy_hash(rounds)
+    ok = await asyncio.get_running_loop().run_in_executor(None, verify_password_sync, password, target)
+    return ok and password_hash is not None

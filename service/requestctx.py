@@ -1,0 +1,29 @@
+"""Per-request context: the request id and the client IP, computed once."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from sanic.request import Request
+
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+
+def request_id_of(request: Request) -> str:
+    ctx = request.ctx
+    rid = getattr(ctx, "request_id", None)
+    if rid is None:
+        supplied = request.headers.getone("x-request-id", "")
+        rid = supplied if _CLIENT_ID.match(supplied) else uuid.uuid4().hex
+        ctx.request_id = rid
+    return rid
+
+
+def client_ip_of(request: Request) -> str:
+    """Proxy-aware only when PROXIES_COUNT trusts a proxy (Sanic's remote_addr)."""
+    ip = getattr(request.ctx, "client_ip", None)
+    if ip is None:
+        ip = (request.remote_addr if request.app.config.PROXIES_COUNT else "") or request.ip or "unknown"
+        request.ctx.client_ip = ip
+    return ip

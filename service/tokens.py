@@ -1,0 +1,102 @@
+"""Access tokens (JWT, HS256 pinned) and opaque refresh tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+
+import jwt
+
+from service.settings import Settings
+
+ALGORITHM = "HS256"
+TOKEN_TYPE = "at+jwt"
+LEEWAY_SECONDS = 30
+REQUIRED_CLAIMS = ["sub", "sid", "iat", "exp", "iss", "aud", "jti"]
+# Header parameters that would point verification at attacker-chosen key material.
+_FORBIDDEN_HEADERS = {"jku", "x5u", "jwk", "x5c", "x5t", "x5t#S256", "crit"}
+
+
+class InvalidToken(Exception):
+    """The token is not one this service issued, or it has expired."""
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: uuid.UUID
+    session_id: uuid.UUID
+    jti: str
+    expires_at: int
+
+
+def issue_access_token(settings: Settings, user_id: uuid.UUID, session_id: uuid.UUID) -> str:
+    now = int(time.time())
+    payload = {
+        "sub": str(user_id),
+        "sid": str(session_id),
+        "iat": now,
+        "nbf": now,
+        "exp": now + settings.access_token_ttl,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(payload, settings.jwt_secret, algorithm=ALGORITHM, headers={"typ": TOKEN_TYPE})
+
+
+def verify_access_token(settings: Settings, token: str) -> AccessClaims:
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise InvalidToken from None
+    if header.get("alg") != ALGORITHM or header.get("typ") != TOKEN_TYPE:
+        raise InvalidToken
+    if _FORBIDDEN_HEADERS & set(header):
+        raise InvalidToken
+    keys = [settings.jwt_secret]
+    if settings.jwt_secret_previous:
+        keys.append(settings.jwt_secret_previous)
+    for key in keys:
+        try:
+            payload = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=settings.jwt_audience,
+                issuer=settings.jwt_issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": REQUIRED_CLAIMS, "enforce_minimum_key_length": True},
+            )
+        except jwt.InvalidSignatureError:
+            continue
+        except jwt.PyJWTError:
+            raise InvalidToken from None
+        return _claims(payload)
+    raise InvalidToken
+
+
+def _claims(payload: dict) -> AccessClaims:
+    try:
+        user_id = uuid.UUID(str(payload["sub"]))
+        session_id = uuid.UUID(str(payload["sid"]))
+        issued_at = int(payload["iat"])
+    except (ValueError, TypeError, KeyError):
+        raise InvalidToken from None
+    if issued_at > time.time() + LEEWAY_SECONDS:
+        raise InvalidToken
+    if not isinstance(payload["jti"], str) or not isinstance(payload["exp"], int):
+        raise InvalidToken
+    return AccessClaims(user_id, session_id, payload["jti"], payload["exp"])
+
+
+def new_refresh_token() -> tuple[str, str]:
+    """A 256-bit opaque refresh token and the SHA-256 hash that is stored instead of it."""
+    token = secrets.token_urlsafe(32)
+    return token, hash_refresh_token(token)
+
+
+def hash_refresh_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()

@@ -1,0 +1,132 @@
+"""The service foundation: problem documents, request ids, headers, probes, config."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.settings import ConfigError, Settings
+from tests.conftest import build_api
+
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+}
+
+
+def assert_security_headers(response):
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers.get(name) == value, name
+    assert response.headers["content-security-policy"].startswith("default-src 'none'")
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    assert "server" not in {k.lower() for k in response.headers}
+
+
+def test_healthz_ok_with_security_headers(api):
+    response = api.get("/healthz")
+    assert response.status == 200
+    assert response.json == {"status": "ok"}
+    assert_security_headers(response)
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_readyz_ok_when_database_answers(api):
+    response = api.get("/readyz")
+    assert response.status == 200
+
+
+def test_unknown_route_is_problem_document(api):
+    response = api.get("/nope", headers={"X-Request-ID": "abc-123"})
+    assert response.status == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json
+    assert body["status"] == 404 and body["title"] == "Not Found"
+    assert body["request_id"] == "abc-123" == response.headers["x-request-id"]
+    assert set(body) == {"type", "title", "status", "detail", "request_id"}
+    assert_security_headers(response)
+
+
+@pytest.mark.parametrize("supplied", ["", "a" * 129, "bad id", "<script>"])
+def test_invalid_request_id_is_replaced(api, supplied):
+    response = api.get("/healthz", headers={"X-Request-ID": supplied})
+    rid = response.headers["x-request-id"]
+    assert rid != supplied and 1 <= len(rid) <= 128
+
+
+def test_method_not_allowed_has_allow_and_trace_refused(api):
+    response = api.delete("/healthz")
+    assert response.status == 405
+    assert "GET" in response.headers["allow"]
+    assert response.headers["content-type"] == "application/problem+json"
+    trace = api.request("TRACE", "/healthz")
+    assert trace.status == 405
+    assert "TRACE" not in trace.headers.get("allow", "")
+
+
+def test_hsts_only_over_https_via_trusted_proxy(database_url):
+    plain = build_api(database_url)
+    trusted = build_api(database_url, PROXIES_COUNT=1)
+    try:
+        assert "strict-transport-security" not in plain.get(
+            "/healthz", headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "1.2.3.4"}).headers
+        response = trusted.get("/healthz", headers={"X-Forwarded-Proto": "https",
+                                                    "X-Forwarded-For": "1.2.3.4"})
+        assert response.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
+    finally:
+        plain.close()
+        trusted.close()
+
+
+def test_unhandled_exception_is_generic_500(database_url):
+    def add_failing_route(app):
+        @app.get("/boom-test", ctx_public=True)
+        async def boom(request):
+            raise RuntimeError("secret detail /etc/passwd SELECT * FROM users")
+
+    api = build_api(database_url, setup=add_failing_route)
+    try:
+        response = api.get("/boom-test")
+    finally:
+        api.close()
+    assert response.status == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "secret" not in response.text and "Traceback" not in response.text
+    assert "SELECT" not in response.text and "RuntimeError" not in response.text
+    assert response.json["request_id"] == response.headers["x-request-id"]
+
+
+@pytest.mark.parametrize("secret", [None, "", "short-secret"])
+def test_refuses_missing_or_short_jwt_secret(secret):
+    env = {"DATABASE_URL": "postgres://u:p@localhost/db"}
+    if secret is not None:
+        env["JWT_SECRET"] = secret
+    with pytest.raises(ConfigError):
+        Settings.from_env(env)
+
+
+def test_refuses_missing_database_url():
+    with pytest.raises(ConfigError):
+        Settings.from_env({"JWT_SECRET": "s" * 40})
+
+
+def test_settings_defaults_follow_contract():
+    settings = Settings.from_env({"DATABASE_URL": "postgres://u:p@h:5433/db", "JWT_SECRET": "s" * 32})
+    assert settings.access_token_ttl == 900 and settings.refresh_token_ttl == 1_209_600
+    assert settings.bcrypt_rounds == 12 and settings.cookie_secure is True
+    assert settings.proxies_count == 0 and settings.cors_origins == ()
+    assert settings.rate_limit_login_ip == "20/minute"
+    assert settings.rate_limit_login_account == "5/15minutes"
+    assert settings.db_pool_max == 10 and settings.db_statement_cache is True
+    assert settings.database.host == "h" and settings.database.port == 5433
+
+
+@pytest.mark.parametrize("value", ["0", "unlimited"])
+def test_rate_limit_can_be_switched_off(value):
+    settings = Settings.from_env({"DATABASE_URL": "postgres://h/db", "JWT_SECRET": "s" * 32,
+                                  "RATE_LIMIT_API_USER": value})
+    assert settings.rate_limit_api_user is None
+
+
+def test_cors_wildcard_refused():
+    with pytest.raises(ConfigError):
+        Settings.from_env({"DATABASE_URL": "postgres://h/db", "JWT_SECRET": "s" * 32, "CORS_ORIGINS": "*"})
