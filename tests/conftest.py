@@ -80,9 +80,9 @@ def make_settings(database_url: str, **overrides) -> Settings:
 class Api:
     """A thin client: bearer tokens and cookies are explicit on every call."""
 
-    def __init__(self, app: Sanic, port: int):
+    def __init__(self, app: Sanic, port: int, loop: asyncio.AbstractEventLoop):
         self.app = app
-        self.client = ReusableClient(app, port=port)
+        self.client = ReusableClient(app, port=port, loop=loop)
         self.client.__enter__()
 
     def close(self) -> None:
@@ -128,13 +128,27 @@ class Api:
         return self.run(connection().execute_query_dict(query, list(args)))
 
 
-def build_api(database_url: str, setup=None, **overrides) -> Api:
+@pytest.fixture(scope="session")
+def loop():
+    """One event loop for every app of the run: they share the ORM's connection pool."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield loop
+    loop.close()
+
+
+@pytest.fixture(scope="session")
+def build_api(database_url, loop):
+    """Start another app with other settings: ``build_api(setup=None, **env)``."""
     from service.app import create_app
 
-    app = create_app(make_settings(database_url, **overrides))
-    if setup is not None:
-        setup(app)
-    return Api(app, free_port())
+    def build(setup=None, **overrides) -> Api:
+        app = create_app(make_settings(database_url, **overrides))
+        if setup is not None:
+            setup(app)
+        return Api(app, free_port(), loop)
+
+    return build
 
 
 def free_port() -> int:
@@ -144,8 +158,8 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def api(database_url):
-    client = build_api(database_url)
+def api(build_api):
+    client = build_api()
     yield client
     client.close()
 
@@ -160,7 +174,7 @@ TRUNCATE = (
 @pytest.fixture(autouse=True)
 def clean(request):
     yield
-    if "api" in request.fixturenames or "users" in request.fixturenames:
+    if {"api", "users", "build_api"} & set(request.fixturenames):
         api = request.getfixturevalue("api")
         from service.database import connection
 

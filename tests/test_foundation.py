@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from service.settings import ConfigError, Settings
-from tests.conftest import build_api
 
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
@@ -63,9 +62,9 @@ def test_method_not_allowed_has_allow_and_trace_refused(api):
     assert "TRACE" not in trace.headers.get("allow", "")
 
 
-def test_hsts_only_over_https_via_trusted_proxy(database_url):
-    plain = build_api(database_url)
-    trusted = build_api(database_url, PROXIES_COUNT=1)
+def test_hsts_only_over_https_via_trusted_proxy(build_api):
+    plain = build_api()
+    trusted = build_api(PROXIES_COUNT=1)
     try:
         assert "strict-transport-security" not in plain.get(
             "/healthz", headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "1.2.3.4"}).headers
@@ -77,13 +76,13 @@ def test_hsts_only_over_https_via_trusted_proxy(database_url):
         trusted.close()
 
 
-def test_unhandled_exception_is_generic_500(database_url):
+def test_unhandled_exception_is_generic_500(build_api):
     def add_failing_route(app):
         @app.get("/boom-test", ctx_public=True)
         async def boom(request):
             raise RuntimeError("secret detail /etc/passwd SELECT * FROM users")
 
-    api = build_api(database_url, setup=add_failing_route)
+    api = build_api(setup=add_failing_route)
     try:
         response = api.get("/boom-test")
     finally:
