@@ -1,3 +1,78 @@
+"""The achievement-type catalogue: everyone signed in reads it, admins change it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StrictBool, StrictStr
 from sanic import Blueprint
+from sanic.request import Request
+from sanic_ext import openapi
+
+from blueprints.docs import PROTECTED, ok, problems
+from blueprints.schemas import TYPE_LIST_SCHEMA, TYPE_SCHEMA
+from service import catalogue
+from service.authn import require_role
+from service.context import context_of
+from service.errors import NotFound, ValidationFailed
+from service.jsonutil import json_response
+from service.validation import Body, Query, json_body, trimmed
 
 bp = Blueprint("achievement_types", url_prefix="/achievement-types")
+
+SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+Category = Literal["educational", "scientific", "creative", "social", "sports"]
+
+
+class TypeIn(Body):
+    slug: Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=SLUG_PATTERN)]
+    name: trimmed(1, 200)
+    category: Category
+    is_active: StrictBool = True
+
+
+class TypePatch(Body):
+    name: trimmed(1, 200) | None = None
+    is_active: StrictBool | None = None
+
+
+@bp.get("/")
+@openapi.summary("The achievement-type catalogue, inactive types included")
+@openapi.tag("achievement-types")
+@openapi.secured("bearer")
+@ok(200, TYPE_LIST_SCHEMA, "All types")
+@problems(*PROTECTED)
+async def list_types(request: Request):
+    Query(request, set())
+    return json_response({"items": await catalogue.list_types()})
+
+
+@bp.post("/")
+@openapi.summary("Add an achievement type (admin)")
+@openapi.tag("achievement-types")
+@openapi.secured("bearer")
+@ok(201, TYPE_SCHEMA, "Created")
+@problems(*PROTECTED, 403, 409, 413, 415, 422)
+@require_role("admin")
+@json_body(TypeIn)
+async def create_type(request: Request, body: TypeIn):
+    row = await catalogue.create_type(context_of(request), body.slug, body.name, body.category, body.is_active)
+    return json_response(row, status=201, headers={"Location": f"/api/v1/achievement-types/{row['slug']}"})
+
+
+@bp.patch("/<slug>")
+@openapi.summary("Rename or (de)activate an achievement type (admin)")
+@openapi.tag("achievement-types")
+@openapi.secured("bearer")
+@ok(200, TYPE_SCHEMA, "Updated")
+@problems(*PROTECTED, 403, 404, 413, 415, 422)
+@require_role("admin")
+@json_body(TypePatch, media_types=("application/json", "application/merge-patch+json"))
+async def update_type(request: Request, slug: str, body: TypePatch):
+    if len(slug) > 64:
+        raise NotFound("No such achievement type.")
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    nulls = [name for name, value in changes.items() if value is None]
+    if nulls:
+        raise ValidationFailed([{"field": name, "message": "must not be null"} for name in nulls])
+    return json_response(await catalogue.update_type(context_of(request), slug, changes))

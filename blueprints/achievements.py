@@ -1,3 +1,280 @@
+"""Achievements: CRUD, listing, batch import, export, stats and review."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, StrictStr
 from sanic import Blueprint
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from sanic_ext import openapi
+
+from blueprints.docs import PROTECTED, ok, problems
+from blueprints.schemas import (
+    ACHIEVEMENT_PAGE_SCHEMA,
+    ACHIEVEMENT_SCHEMA,
+    BATCH_RESULT_SCHEMA,
+    EXPORT_JSON_SCHEMA,
+    STATS_SCHEMA,
+)
+from service import achievements
+from service.authn import current_user, parse_uuid_or_404, require_role
+from service.context import context_of
+from service.edge import body_limit
+from service.errors import ValidationFailed
+from service.jsonutil import dumps, json_response
+from service.validation import Body, DateStr, Query, Text, json_body, trimmed
 
 bp = Blueprint("achievements", url_prefix="/achievements")
+
+BATCH_LIMIT = 8 * 1024 * 1024
+MERGE_PATCH = ("application/json", "application/merge-patch+json")
+Slug = Annotated[StrictStr, Field(min_length=1, max_length=64)]
+AchievementDate = Annotated[DateStr, AfterValidator(achievements.check_date)]
+ProofUrl = Annotated[StrictStr, AfterValidator(achievements.check_proof_url)]
+Description = Annotated[Text, Field(max_length=4000)]
+
+
+class AchievementIn(Body):
+    title: trimmed(1, 200)
+    type: Slug
+    date: AchievementDate
+    proof_url: ProofUrl | None = None
+    description: Description | None = None
+
+
+class AchievementPatch(Body):
+    title: trimmed(1, 200) | None = None
+    type: Slug | None = None
+    date: AchievementDate | None = None
+    proof_url: ProofUrl | None = None
+    description: Description | None = None
+
+
+class BatchIn(Body):
+    items: Annotated[list[AchievementIn], Field(min_length=1, max_length=5000)]
+
+
+class ReviewIn(Body):
+    decision: Literal["approved", "rejected"]
+    comment: Annotated[Text, Field(max_length=2000)] | None = None
+
+
+def _list_parameters(handler):
+    for name, kind, description in [
+        ("type", str, "achievement type slug (repeatable)"),
+        ("category", str, "educational, scientific, creative, social or sports"),
+        ("status", str, "pending, approved or rejected"),
+        ("date_from", str, "inclusive, YYYY-MM-DD"),
+        ("date_to", str, "inclusive, YYYY-MM-DD"),
+        ("q", str, "case-insensitive text in the title"),
+        ("sort", str, "date, -date (default), title, -title, created_at, -created_at"),
+        ("limit", int, "1-100 (default 20)"),
+        ("cursor", str, "opaque, from next_cursor"),
+        ("owner", str, "staff only: a user id or 'any'"),
+    ]:
+        handler = openapi.parameter(name, kind, "query", description=description)(handler)
+    return handler
+
+
+def _location(row) -> str:
+    return f"/api/v1/achievements/{row['id']}"
+
+
+def _item_response(request: Request, row, status: int = 200) -> HTTPResponse:
+    etag = achievements.etag_of(row)
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if status == 200 and achievements.none_match(request.headers.getone("if-none-match", None), etag):
+        return HTTPResponse(status=304, headers=headers)
+    if status == 201:
+        headers["Location"] = _location(row)
+    return json_response(achievements.to_json(row), status=status, headers=headers)
+
+
+def _filter(request: Request, extra: set[str] = frozenset()) -> tuple[Query, achievements.AchievementFilter]:
+    query = Query(request, achievements.LIST_PARAMS | extra, repeatable=frozenset({"type"}))
+    return query, achievements.filter_from_query(query, current_user(request))
+
+
+@bp.get("/")
+@openapi.summary("List achievements (the caller's own; staff may pass owner)")
+@openapi.tag("achievements")
+@openapi.secured("bearer")
+@_list_parameters
+@ok(200, ACHIEVEMENT_PAGE_SCHEMA, "A page of achievements")
+@problems(*PROTECTED, 403)
+async def list_achievements(request: Request):
+    query, filt = _filter(request)
+    limit = query.int("limit", 20, 1, 100)
+    result = await achievements.page(request.app.ctx.cursors, filt, limit, query.cursor())
+    payload = dumps({"items": [achievements.to_json(r) for r in result["rows"]],
+                     "next_cursor": result["next_cursor"], "total": result["total"]})
+    etag = achievements.body_etag(payload)
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if achievements.none_match(request.headers.getone("if-none-match", None), etag):
+        return HTTPResponse(status=304, headers=headers)
+    return HTTPResponse(payload, headers=headers, content_type="application/json")
+
+
+@bp.post("/")
+@openapi.summary("Record an achievement")
+@openapi.tag("achievements")
+@openapi.secured("bearer")
+@ok(201, ACHIEVEMENT_SCHEMA, "Created; Location and ETag headers point at it")
+@problems(*PROTECTED, 409, 413, 415, 422)
+@json_body(AchievementIn)
+async def create_achievement(request: Request, body: AchievementIn):
+    row = await achievements.create(context_of(request), current_user(request), body.model_dump())
+    return _item_response(request, row, status=201)
+
+
+@bp.post("/batch", **body_limit(BATCH_LIMIT))
+@openapi.summary("Import 1-5000 achievements at once, all or nothing")
+@openapi.tag("achievements")
+@openapi.secured("bearer")
+@ok(201, BATCH_RESULT_SCHEMA, "All items were created; ids in item order")
+@problems(*PROTECTED, 409, 413, 415, 422)
+@json_body(BatchIn)
+async def create_batch(request: Request, body: BatchIn):
+    ids = await achievements.create_batch(context_of(request), current_user(request),
+                                          [item.model_dump() for item in body.items])
+    return json_response({"created": len(ids), "ids": ids}, status=201)
+
+
+@bp.get("/export")
+@openapi.summary("Download achievements as CSV or JSON (list filters apply)")
+@openapi.tag("achievements")
+@openapi.secured("bearer")
+@openapi.parameter("format", str, "query", description="csv (default) or json")
+@_list_parameters
+@openapi.response(200, {"text/csv": {"type": "string"}, "application/json": EXPORT_JSON_SCHEMA},
+                  "The file, as an attachment")
+@problems(*PROTECTED, 403)
+async def export(request: Request):
+    query, filt = _filter(request, {"format"})
+    fmt = query.choice("format", ("csv", "json")) or "csv"
+    if query.get("limit") is not None or query.get("cursor") is not None:
+        query.int("limit", 20, 1, 100)  # validated for consistency; the export is never paged
+    cursors = request.app.ctx.cursors
+    first = await achievements.page(cursors, filt, 500, None, with_total=False)
+    content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
+    response = await request.respond(
+        content_type=content_type,
+        headers={"Content-Disposition": f'attachment; filename="achievements.{fmt}"',
+                 "Cache-Control": "no-store"},
+    )
+    result, first_chunk = first, True
+    if fmt == "csv":
+        await response.send(_csv_rows([list(achievements.CSV_COLUMNS)]))
+    else:
+        await response.send(b'{"items":[')
+    while True:
+        rows = result["rows"]
+        if fmt == "csv":
+            if rows:
+                await response.send(_csv_rows([achievements.csv_row(r) for r in rows]))
+        elif rows:
+            chunk = b",".join(dumps(achievements.to_json(r)) for r in rows)
+            await response.send(chunk if first_chunk else b"," + chunk)
+            first_chunk = False
+        if not result["next_cursor"]:
+            break
+        result = await achievements.page(cursors, filt, 500, result["next_cursor"], with_total=False)
+    if fmt == "json":
+        await response.send(b"]}")
+    await response.eof()
+
+
+def _csv_rows(rows: list[list[str]]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    return buffer.getvalue().encode("utf-8")
+
+
+@bp.get("/stats")
+@openapi.summary("Counts by category, status and year")
+@openapi.tag("achievements")
+@openapi.secured("bearer")
+@openapi.parameter("owner", str, "query", description="staff only: a user id or 'any'")
+@ok(200, STATS_SCHEMA, "The counts")
+@problems(*PROTECTED, 403)
+async def stats(request: Request):
+    query = Query(request, {"owner"})
+    filt = achievements.filter_from_query(query, current_user(request))
+    return json_response(await achievements.stats(filt), headers={"Cache-Control": "no-store"})
+
+
+@bp.get("/<achievement_id>")
+@openapi.summary("One achievement")
+@openapi.tag("achievements")
+@openapi.secured("bearer")
+@ok(200, ACHIEVEMENT_SCHEMA, "The achievement, with its ETag")
+@openapi.response(304, description="Not modified (If-None-Match)")
+@problems(*PROTECTED, 404)
+async def get_achievement(request: Request, achievement_id: str):
+    Query(request, set())
+    row = await achievements.get(current_user(request), parse_uuid_or_404(achievement_id))
+    return _item_response(request, row)
+
+
+@bp.put("/<achievement_id>")
+@openapi.summary("Replace the writable fields (owner only)")
+@openapi.tag("achievements")
+@openapi.secured("bearer")
+@ok(200, ACHIEVEMENT_SCHEMA, "The updated achievement")
+@problems(*PROTECTED, 403, 404, 409, 412, 413, 415, 422)
+@json_body(AchievementIn)
+async def replace_achievement(request: Request, achievement_id: str, body: AchievementIn):
+    changes = {"proof_url": None, "description": None, **body.model_dump()}
+    row = await achievements.update(context_of(request), current_user(request), parse_uuid_or_404(achievement_id),
+                                    changes, request.headers.getone("if-match", None))
+    return _item_response(request, row, status=200)
+
+
+@bp.patch("/<achievement_id>")
+@openapi.summary("Change some writable fields (owner only)")
+@openapi.tag("achievements")
+@openapi.secured("bearer")
+@ok(200, ACHIEVEMENT_SCHEMA, "The updated achievement")
+@problems(*PROTECTED, 403, 404, 409, 412, 413, 415, 422)
+@json_body(AchievementPatch, media_types=MERGE_PATCH)
+async def patch_achievement(request: Request, achievement_id: str, body: AchievementPatch):
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    required = [f for f in ("title", "type", "date") if f in changes and changes[f] is None]
+    if required:
+        raise ValidationFailed([{"field": f, "message": "must not be null"} for f in required])
+    row = await achievements.update(context_of(request), current_user(request), parse_uuid_or_404(achievement_id),
+                                    changes, request.headers.getone("if-match", None))
+    return _item_response(request, row, status=200)
+
+
+@bp.delete("/<achievement_id>")
+@openapi.summary("Delete (owner or admin)")
+@openapi.tag("achievements")
+@openapi.secured("bearer")
+@ok(204, None, "Deleted")
+@problems(*PROTECTED, 403, 404, 412)
+async def delete_achievement(request: Request, achievement_id: str):
+    await achievements.delete(context_of(request), current_user(request), parse_uuid_or_404(achievement_id),
+                              request.headers.getone("if-match", None))
+    return HTTPResponse(status=204)
+
+
+@bp.post("/<achievement_id>/review")
+@openapi.summary("Approve or reject (curator or admin; never one's own)")
+@openapi.tag("achievements")
+@openapi.secured("bearer")
+@ok(200, ACHIEVEMENT_SCHEMA, "The reviewed achievement")
+@problems(*PROTECTED, 403, 404, 412, 413, 415, 422)
+@require_role("curator", "admin")
+@json_body(ReviewIn)
+async def review_achievement(request: Request, achievement_id: str, body: ReviewIn):
+    comment = body.comment.strip() if body.comment else None
+    if body.decision == "rejected" and not comment:
+        raise ValidationFailed([{"field": "comment", "message": "is required when rejecting"}])
+    row = await achievements.review(context_of(request), current_user(request), parse_uuid_or_404(achievement_id),
+                                    body.decision, comment, request.headers.getone("if-match", None))
+    return _item_response(request, row, status=200)

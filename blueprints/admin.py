@@ -1,3 +1,84 @@
+"""Administration: users and the audit log (admin only)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import StrictBool
 from sanic import Blueprint
+from sanic.request import Request
+from sanic_ext import openapi
+
+from blueprints.docs import PROTECTED, USER_SCHEMA, ok, problems
+from blueprints.schemas import AUDIT_PAGE_SCHEMA, USER_PAGE_SCHEMA
+from service import administration
+from service.authn import current_user, parse_uuid_or_404, require_role
+from service.context import context_of
+from service.errors import ValidationFailed
+from service.jsonutil import json_response
+from service.validation import Body, Query, json_body
 
 bp = Blueprint("admin", url_prefix="/admin")
+
+USER_PARAMS = {"q", "role", "is_active", "limit", "cursor"}
+AUDIT_PARAMS = {"actor_id", "action", "target_id", "since", "until", "limit", "cursor"}
+
+
+class UserPatch(Body):
+    role: Literal["student", "curator", "admin"] | None = None
+    is_active: StrictBool | None = None
+
+
+def _params(names: dict[str, str]):
+    def decorator(handler):
+        for name, description in names.items():
+            handler = openapi.parameter(name, str, "query", description=description)(handler)
+        return handler
+    return decorator
+
+
+@bp.get("/users")
+@openapi.summary("List users (admin)")
+@openapi.tag("admin")
+@openapi.secured("bearer")
+@_params({"q": "text in email or name", "role": "student, curator or admin", "is_active": "true or false",
+          "limit": "1-100 (default 20)", "cursor": "opaque, from next_cursor"})
+@ok(200, USER_PAGE_SCHEMA, "A page of users, newest first")
+@problems(*PROTECTED, 403)
+@require_role("admin")
+async def list_users(request: Request):
+    query = Query(request, USER_PARAMS)
+    return json_response(await administration.list_users(request.app.ctx.cursors, query))
+
+
+@bp.patch("/users/<user_id>")
+@openapi.summary("Change a user's role or active flag (admin); revokes their sessions")
+@openapi.tag("admin")
+@openapi.secured("bearer")
+@ok(200, USER_SCHEMA, "The updated user")
+@problems(*PROTECTED, 403, 404, 409, 413, 415, 422)
+@require_role("admin")
+@json_body(UserPatch, media_types=("application/json", "application/merge-patch+json"))
+async def update_user(request: Request, user_id: str, body: UserPatch):
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    nulls = [name for name, value in changes.items() if value is None]
+    if nulls:
+        raise ValidationFailed([{"field": name, "message": "must not be null"} for name in nulls])
+    user = await administration.update_user(context_of(request), current_user(request),
+                                            parse_uuid_or_404(user_id), changes)
+    return json_response(user)
+
+
+@bp.get("/audit-events")
+@openapi.summary("The audit log, newest first (admin)")
+@openapi.tag("admin")
+@openapi.secured("bearer")
+@_params({"actor_id": "a user id", "action": "e.g. auth.login.failed", "target_id": "a target id",
+          "since": "RFC 3339, inclusive", "until": "RFC 3339, inclusive", "limit": "1-100 (default 50)",
+          "cursor": "opaque, from next_cursor"})
+@ok(200, AUDIT_PAGE_SCHEMA, "A page of audit events")
+@problems(*PROTECTED, 403)
+@require_role("admin")
+async def list_audit_events(request: Request):
+    query = Query(request, AUDIT_PARAMS)
+    return json_response(await administration.list_audit_events(request.app.ctx.cursors, query))

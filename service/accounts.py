@@ -86,7 +86,9 @@ async def register(settings: Settings, ctx: RequestContext, email: str, password
             )
             await audit.record(conn, ctx, "auth.register", actor_id=user_id,
                                target_type="user", target_id=user_id)
-    except IntegrityError:
+    except IntegrityError as exc:
+        if "users_email_key" not in str(exc):
+            raise
         raise Conflict("An account with this email already exists.") from None
     return user_json(rows[0])
 

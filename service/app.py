@@ -9,6 +9,7 @@ from service.docs import setup_docs
 from service.edge import JournalRequest, setup_edge
 from service.errors import setup_errors
 from service.logs import setup_logging
+from service.pagination import Cursors
 from service.ratelimit import RateLimits
 from service.settings import Settings
 
@@ -20,6 +21,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     setup_logging(settings.log_level)
     app = Sanic(APP_NAME, request_class=JournalRequest, configure_logging=False)
     app.ctx.settings = settings
+    app.ctx.cursors = Cursors(settings.jwt_secret)
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.DEBUG = False
     app.config.ACCESS_LOG = False

@@ -12,7 +12,7 @@ from sanic import Sanic
 from sanic.exceptions import SanicException
 from sanic.request import Request
 from sanic.response import HTTPResponse
-from tortoise.exceptions import DBConnectionError, OperationalError
+from tortoise.exceptions import DBConnectionError
 
 from service.jsonutil import dumps
 from service.requestctx import request_id_of
@@ -130,7 +130,6 @@ class ServiceUnavailable(ApiError):
 
 DATABASE_DOWN = (
     DBConnectionError,
-    OperationalError,
     asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.InterfaceError,
     asyncpg.exceptions.CannotConnectNowError,

@@ -15,7 +15,7 @@ from functools import wraps
 from typing import Annotated, Any
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, StrictStr
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StrictStr
 from pydantic import ValidationError as PydanticValidationError
 from sanic.request import Request
 from sanic_ext import openapi
@@ -73,7 +73,15 @@ def trimmed(min_len: int, max_len: int):
 
 Text = Annotated[StrictStr, AfterValidator(_multi_line)]
 SingleLine = Annotated[StrictStr, AfterValidator(_single_line)]
-DateStr = Annotated[StrictStr, AfterValidator(_date)]
+
+
+def _date_input(value: Any) -> dt.date:
+    if not isinstance(value, str):
+        raise ValueError("must be a date in the form YYYY-MM-DD")
+    return _date(value)
+
+
+DateStr = Annotated[dt.date, BeforeValidator(_date_input)]
 
 
 def _path(loc: Iterable[Any]) -> str:
@@ -213,6 +221,12 @@ class Query:
         if parsed is None:
             raise BadRequest(f"{key} must be a UUID")
         return parsed
+
+    def cursor(self) -> str | None:
+        raw = self.get("cursor")
+        if raw is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,1000}\.[A-Za-z0-9_-]{1,64}", raw):
+            raise BadRequest("The cursor is invalid; start again from the first page.")
+        return raw
 
     def text(self, key: str, max_len: int = 200) -> str | None:
         raw = self.get(key)

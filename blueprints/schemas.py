@@ -1,0 +1,127 @@
+"""Response schemas of the achievements, types and admin blueprints (OpenAPI)."""
+
+from __future__ import annotations
+
+from blueprints.docs import USER_SCHEMA
+
+_UUID = {"type": "string", "format": "uuid"}
+_NULLABLE_STR = {"type": ["string", "null"]}
+
+REVIEW_SCHEMA = {
+    "type": ["object", "null"],
+    "additionalProperties": False,
+    "required": ["decision", "comment", "reviewer_id", "reviewed_at"],
+    "properties": {
+        "decision": {"type": "string", "enum": ["approved", "rejected"]},
+        "comment": _NULLABLE_STR,
+        "reviewer_id": {"type": ["string", "null"], "format": "uuid"},
+        "reviewed_at": {"type": ["string", "null"], "format": "date-time"},
+    },
+}
+
+ACHIEVEMENT_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["id", "owner_id", "title", "type", "category", "date", "proof_url", "description",
+                 "status", "review", "version", "created_at", "updated_at"],
+    "properties": {
+        "id": _UUID,
+        "owner_id": _UUID,
+        "title": {"type": "string"},
+        "type": {"type": "string"},
+        "category": {"type": "string", "enum": ["educational", "scientific", "creative", "social", "sports"]},
+        "date": {"type": "string", "format": "date"},
+        "proof_url": _NULLABLE_STR,
+        "description": _NULLABLE_STR,
+        "status": {"type": "string", "enum": ["pending", "approved", "rejected"]},
+        "review": REVIEW_SCHEMA,
+        "version": {"type": "integer"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+    },
+}
+
+ACHIEVEMENT_PAGE_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["items", "next_cursor", "total"],
+    "properties": {
+        "items": {"type": "array", "items": ACHIEVEMENT_SCHEMA},
+        "next_cursor": _NULLABLE_STR,
+        "total": {"type": "integer"},
+    },
+}
+
+BATCH_RESULT_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["created", "ids"],
+    "properties": {"created": {"type": "integer"}, "ids": {"type": "array", "items": _UUID}},
+}
+
+_COUNTS = {"type": "object", "additionalProperties": {"type": "integer"}}
+STATS_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["total", "by_category", "by_status", "by_year"],
+    "properties": {"total": {"type": "integer"}, "by_category": _COUNTS, "by_status": _COUNTS,
+                   "by_year": _COUNTS},
+}
+
+EXPORT_JSON_SCHEMA = {
+    "type": "object",
+    "required": ["items"],
+    "properties": {"items": {"type": "array", "items": ACHIEVEMENT_SCHEMA}},
+}
+
+TYPE_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["slug", "name", "category", "is_active"],
+    "properties": {
+        "slug": {"type": "string"},
+        "name": {"type": "string"},
+        "category": {"type": "string", "enum": ["educational", "scientific", "creative", "social", "sports"]},
+        "is_active": {"type": "boolean"},
+    },
+}
+
+TYPE_LIST_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["items"],
+    "properties": {"items": {"type": "array", "items": TYPE_SCHEMA}},
+}
+
+USER_PAGE_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["items", "next_cursor"],
+    "properties": {"items": {"type": "array", "items": USER_SCHEMA}, "next_cursor": _NULLABLE_STR},
+}
+
+AUDIT_EVENT_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["id", "occurred_at", "request_id", "actor_id", "ip", "action", "target_type", "target_id",
+                 "outcome", "details"],
+    "properties": {
+        "id": _UUID,
+        "occurred_at": {"type": "string", "format": "date-time"},
+        "request_id": _NULLABLE_STR,
+        "actor_id": {"type": ["string", "null"], "format": "uuid"},
+        "ip": _NULLABLE_STR,
+        "action": {"type": "string"},
+        "target_type": _NULLABLE_STR,
+        "target_id": _NULLABLE_STR,
+        "outcome": {"type": "string", "enum": ["success", "failure", "denied"]},
+        "details": {"type": "object"},
+    },
+}
+
+AUDIT_PAGE_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["items", "next_cursor"],
+    "properties": {"items": {"type": "array", "items": AUDIT_EVENT_SCHEMA}, "next_cursor": _NULLABLE_STR},
+}
