@@ -1,0 +1,118 @@
+"""The command line: serve (private PostgreSQL), migrate, create-admin, seed-demo."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args, env=None, input_text=None, cwd=ROOT, timeout=120):
+    full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "JWT_SECRET", "ADMIN_PASSWORD")}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "service", *args], env=full_env, cwd=cwd, input=input_text,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_migrate_is_idempotent(database_url):
+    result = run_cli("migrate", env={"DATABASE_URL": database_url})
+    assert result.returncode == 0, result.stderr
+    assert "none pending" in result.stderr
+
+
+def test_create_admin_from_env_never_argv(api, database_url):
+    password = "an admin passphrase 42"
+    result = run_cli("create-admin", "--email", "Boss@Example.org", "--full-name", "The Boss",
+                     env={"DATABASE_URL": database_url, "ADMIN_PASSWORD": password, "BCRYPT_ROUNDS": "4"})
+    assert result.returncode == 0, result.stderr
+    assert password not in result.stdout + result.stderr
+    login = api.post("/api/v1/auth/login", json={"email": "boss@example.org", "password": password})
+    assert login.status == 200 and login.json["user"]["role"] == "admin"
+    # promoting an existing student keeps their password
+    api.post("/api/v1/auth/register", json={"email": "s@example.org", "password": "student passphrase",
+                                             "full_name": "S"})
+    promote = run_cli("create-admin", "--email", "s@example.org", "--full-name", "S",
+                      env={"DATABASE_URL": database_url})
+    assert promote.returncode == 0, promote.stderr
+    again = api.post("/api/v1/auth/login", json={"email": "s@example.org", "password": "student passphrase"})
+    assert again.json["user"]["role"] == "admin"
+
+
+def test_create_admin_refuses_weak_password_and_no_tty(database_url):
+    weak = run_cli("create-admin", "--email", "a@example.org", "--full-name", "A",
+                   env={"DATABASE_URL": database_url, "ADMIN_PASSWORD": "password123"})
+    assert weak.returncode != 0 and "too common" in weak.stderr
+    no_tty = run_cli("create-admin", "--email", "b@example.org", "--full-name", "B",
+                     env={"DATABASE_URL": database_url}, input_text="")
+    assert no_tty.returncode != 0 and "ADMIN_PASSWORD" in no_tty.stderr
+
+
+def test_seed_demo_twice(api, database_url):
+    env = {"DATABASE_URL": database_url, "BCRYPT_ROUNDS": "4"}
+    first = run_cli("seed-demo", "--students", "3", "--per-student", "7", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "password: demo-" in first.stdout
+    count = api.sql("SELECT count(*) AS n FROM achievements")[0]["n"]
+    assert count == 21
+    categories = api.sql("SELECT count(DISTINCT category) AS n FROM achievements")[0]["n"]
+    assert categories >= 3
+    second = run_cli("seed-demo", "--students", "3", "--per-student", "7", env=env)
+    assert second.returncode == 0, second.stderr
+    assert api.sql("SELECT count(*) AS n FROM achievements")[0]["n"] == count
+
+
+def test_production_app_refuses_short_secret(database_url):
+    code = ("from service.app import create_app\n"
+            "create_app()\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "DATABASE_URL": database_url, "JWT_SECRET": "too-short"})
+    assert result.returncode != 0 and "JWT_SECRET" in result.stderr
+
+
+def test_serve_starts_private_postgres_and_stops_cleanly(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "JWT_SECRET")}
+    env["PYTHONPATH"] = str(ROOT)
+
+    def start():
+        return subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port)], cwd=tmp_path,
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def wait_ready(proc):
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            assert proc.poll() is None, proc.stdout.read()
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        raise AssertionError("serve did not come up")
+
+    for attempt in range(2):  # the second start reuses the data and the generated secret
+        proc = start()
+        try:
+            assert wait_ready(proc).status_code == 200
+            assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+            nope = httpx.get(f"http://127.0.0.1:{port}/nope", timeout=5)
+            assert nope.status_code == 404
+            assert nope.headers["content-type"] == "application/problem+json"
+            types = httpx.post(f"http://127.0.0.1:{port}/api/v1/auth/register", timeout=10,
+                               json={"email": f"n{attempt}@example.org", "password": "newcomer passphrase",
+                                     "full_name": "New"})
+            assert types.status_code == 201
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=30)
+        assert (tmp_path / ".data" / "jwt_secret").exists()
+        assert (tmp_path / ".data" / "postgres" / "PG_VERSION").exists()
+    pids = subprocess.run(["pgrep", "-f", str(tmp_path / ".data" / "postgres")], capture_output=True, text=True)
+    assert pids.stdout.strip() == "", "the private PostgreSQL kept running after serve stopped"
