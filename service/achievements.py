@@ -184,15 +184,20 @@ def authorize(user: CurrentUser, row: dict[str, Any] | None, action: str) -> dic
     owner = row["owner_id"] == user.id
     if owner:
         if action == "review":
-            raise Forbidden("Nobody reviews their own achievement.")
+            raise _denied(Forbidden("Nobody reviews their own achievement."), "own_review")
         return row
     if not user.is_staff:
-        raise NotFound("No such achievement.")
+        raise _denied(NotFound("No such achievement."), "not_owner")
     if action == "read" or action == "review":
         return row
     if action == "delete" and user.role == "admin":
         return row
-    raise Forbidden("Only the owner may change this achievement.")
+    raise _denied(Forbidden("Only the owner may change this achievement."), "not_owner")
+
+
+def _denied(error, reason: str):
+    error.denied_reason = reason
+    return error
 
 
 async def get(user: CurrentUser, achievement_id: uuid.UUID) -> dict[str, Any]:
@@ -387,7 +392,8 @@ def filter_from_query(query: Query, user: CurrentUser) -> AchievementFilter:
     owner = query.get("owner")
     if owner is not None:
         if not user.is_staff:
-            raise Forbidden("Only curators and admins may list other users' achievements.")
+            raise _denied(Forbidden("Only curators and admins may list other users' achievements."),
+                          "owner_filter")
         owner_id = None if owner == "any" else query.uuid("owner")
     types = query.all("type")
     for slug in types:

@@ -26,6 +26,9 @@ class ApiError(Exception):
     status = 500
     type = "about:blank"
     title: str | None = None
+    # Set when the refusal is an access-control decision worth an audit event
+    # (e.g. a student probing someone else's achievement gets a plain 404).
+    denied_reason: str | None = None
 
     def __init__(
         self,
@@ -205,4 +208,10 @@ def setup_errors(app: Sanic) -> None:
             else:
                 log.error("unhandled exception", exc_info=exception,
                           extra={"event": "http.unhandled"})
+        if error.denied_reason:
+            from service.audit import security_event
+
+            await security_event(request, "security.access_denied",
+                                 details={"reason": error.denied_reason, "path": request.path[:200],
+                                          "method": request.method})
         return problem_response(request, error)

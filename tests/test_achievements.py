@@ -129,6 +129,8 @@ def test_students_cannot_touch_each_others_achievements(api, student, other):
     assert api.get(f"{URL}/stats?owner={student['id']}", token=other["token"]).status == 403
     after = api.get(path, token=student["token"]).json
     assert after == {**mine, **{k: after[k] for k in ()}}
+    denied = api.sql("SELECT actor_id::text, details FROM audit_events WHERE action = 'security.access_denied'")
+    assert len(denied) >= 5 and all(row["actor_id"] == other["id"] for row in denied)
     # 404 for a foreign id is identical to 404 for an unknown id
     unknown = api.get(f"{URL}/{uuid.uuid4()}", token=other["token"])
     assert unknown.status == 404 and unknown.json["detail"] == api.get(path, token=other["token"]).json["detail"]
@@ -393,3 +395,20 @@ def test_stats_counts(api, users, student):
     staff = api.get(f"{URL}/stats?owner={student['id']}", token=curator["token"]).json
     assert staff["total"] == 3
     assert api.get(f"{URL}/stats", token=curator["token"]).json["total"] == 0
+
+
+def test_concurrent_identical_creates_one_wins(api, student):
+    import asyncio
+
+    import httpx
+
+    async def race():
+        base = f"http://127.0.0.1:{api.client.port}"
+        async with httpx.AsyncClient(base_url=base) as client:
+            headers = {"Authorization": f"Bearer {student['token']}"}
+            return await asyncio.gather(*(client.post(URL, json=item(title="Race"), headers=headers)
+                                          for _ in range(6)))
+
+    statuses = sorted(r.status_code for r in api.run(race()))
+    assert statuses == [201] + [409] * 5
+    assert api.sql("SELECT count(*) AS n FROM achievements")[0]["n"] == 1
