@@ -4,62 +4,25 @@ from __future__ import annotations
 
 from sanic_ext import openapi
 
-PROBLEM_SCHEMA = {
-    "type": "object",
-    "required": ["type", "title", "status", "detail", "request_id"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "request_id": {"type": "string"},
-        "errors": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
-                "required": ["field", "message"],
-            },
-        },
-        "existing_id": {"type": "string", "format": "uuid"},
-        "duplicates": {"type": "array", "items": {"type": "integer"}},
-        "existing_ids": {"type": "array", "items": {"type": "string", "format": "uuid"}},
-    },
-}
+from service.docs import PROBLEM_DESCRIPTIONS, PROBLEM_SCHEMA, problem_content
 
-_DESCRIPTIONS = {
-    400: "Malformed JSON or query parameter",
-    401: "Missing, invalid, expired or revoked credentials",
-    403: "The caller's role may not do this",
-    404: "No such resource, or not visible to the caller",
-    405: "Method not allowed",
-    409: "Duplicate or state conflict",
-    412: "If-Match is stale",
-    413: "Body too large",
-    415: "Body is not JSON",
-    422: "Body failed validation",
-    429: "Rate limited (see Retry-After)",
-    503: "Database unavailable",
-}
+__all__ = ["PROBLEM_SCHEMA", "PROTECTED", "TOKEN_SCHEMA", "USER_SCHEMA", "ok", "problems"]
 
 
 def problems(*statuses: int):
-    """Document problem responses for ``statuses``."""
+    """Document problem responses (application/problem+json) for ``statuses``."""
 
     def decorator(handler):
         for status in statuses:
-            handler = openapi.response(
-                status, {"application/problem+json": PROBLEM_SCHEMA}, _DESCRIPTIONS[status]
-            )(handler)
+            handler = openapi.response(status, problem_content(), PROBLEM_DESCRIPTIONS[status])(handler)
         return handler
 
     return decorator
 
 
 def ok(status: int, schema: dict | None, description: str):
-    if schema is None:
-        return openapi.response(status, description=description)
-    return openapi.response(status, {"application/json": schema}, description)
+    """Document the success response; ``schema=None`` for one without a body (204)."""
+    return openapi.response(status, {"application/json": schema} if schema is not None else {}, description)
 
 
 USER_SCHEMA = {

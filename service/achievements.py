@@ -16,7 +16,7 @@ from tortoise.transactions import in_transaction
 
 from service import audit
 from service.context import CurrentUser, RequestContext
-from service.database import connection
+from service.database import connection, fetch
 from service.errors import (
     BadRequest,
     Conflict,
@@ -200,8 +200,9 @@ def _denied(error, reason: str):
     return error
 
 
-async def get(user: CurrentUser, achievement_id: uuid.UUID) -> dict[str, Any]:
-    return authorize(user, await _load(connection(), achievement_id), "read")
+async def get(user: CurrentUser, achievement_id: uuid.UUID) -> Mapping[str, Any]:
+    rows = await fetch(f"SELECT {COLUMNS} FROM achievements WHERE id = $1", achievement_id)
+    return authorize(user, rows[0] if rows else None, "read")
 
 
 # --- create, update, delete ---------------------------------------------------------------------

@@ -17,7 +17,9 @@ APP_NAME = "achievement_journal"
 
 
 def create_app(settings: Settings | None = None) -> Sanic:
-    settings = settings or Settings.from_env()
+    if not isinstance(settings, Settings):
+        # `sanic service.app:create_app --factory` (the Procfile) passes its parsed command line.
+        settings = Settings.from_env()
     setup_logging(settings.log_level)
     app = Sanic(APP_NAME, request_class=JournalRequest, configure_logging=False)
     app.ctx.settings = settings

@@ -79,12 +79,15 @@ async def security_event(
     ctx = context_of(request)
     clean = _clean(details)
     limits = request.app.ctx.limits
-    if ctx.user is None:
-        if not await limits.once_per(60, action, ctx.ip):
-            await limits.add(f"audit-suppressed/{action}/{ctx.ip}")
-            _log(ctx, action, outcome, None, target_type, target_id, {**clean, "audited": False}, level)
+    # Anonymous callers are bounded per IP; a signed-in caller hammering a rate limit is
+    # bounded per user, so neither can turn a flood into a flood of audit writes.
+    flood_key = ctx.ip if ctx.user is None else (str(ctx.user.id) if action == "security.rate_limited" else None)
+    if flood_key is not None:
+        if not await limits.once_per(60, action, flood_key):
+            await limits.add(f"audit-suppressed/{action}/{flood_key}")
+            _log(ctx, action, outcome, ctx.actor_id, target_type, target_id, {**clean, "audited": False}, level)
             return
-        suppressed = await limits.take(f"audit-suppressed/{action}/{ctx.ip}")
+        suppressed = await limits.take(f"audit-suppressed/{action}/{flood_key}")
         if suppressed:
             clean["suppressed"] = suppressed
     try:

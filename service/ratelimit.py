@@ -1,8 +1,10 @@
 """Rate limits with the ``limits`` library: in memory by default, in Redis when
 REDIS_URL is set so that every worker and instance shares one count.
 
-If Redis cannot be reached the limiter fails open (the request goes on) and logs a
-warning: an outage of the counter store must not take the whole API down.
+If Redis cannot be reached the limiter fails open: no request is refused or delayed
+because of the outage. It logs a warning and keeps counting in this worker's memory
+until Redis answers again (tried again every few seconds), so limits still hold per
+worker rather than vanishing, and the audit bounding keeps working.
 """
 
 from __future__ import annotations
@@ -10,17 +12,23 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage
+from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
+from sanic.request import Request
 
 from service.errors import TooManyRequests
 from service.settings import Settings
 
 log = logging.getLogger("service.ratelimit")
+
+STORE_TIMEOUT = 0.5  # seconds; a slow Redis must not hold requests up
+STORE_RETRY_AFTER = 5.0  # seconds spent on local counters before Redis is tried again
 
 
 @dataclass(frozen=True)
@@ -39,89 +47,118 @@ class Decision:
 
 
 class RateLimits:
-    def __init__(self, settings: Settings, storage=None) -> None:
+    def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
         if storage is None:
             if settings.redis_url:
-                url = settings.redis_url
                 storage = storage_from_string(
-                    "async+" + url, implementation="redispy",
-                    socket_timeout=0.5, socket_connect_timeout=0.5,
+                    "async+" + settings.redis_url, implementation="redispy",
+                    socket_timeout=STORE_TIMEOUT, socket_connect_timeout=STORE_TIMEOUT,
                 )
             else:
                 storage = MemoryStorage()
         self.storage = storage
         self.limiter = FixedWindowRateLimiter(storage)
+        # Where counting goes on while the store is unreachable (memory itself never is).
+        self.local = MemoryStorage()
+        self.local_limiter = FixedWindowRateLimiter(self.local)
+        self._retry_store_at = 0.0
         self.login_ip = _item(settings.rate_limit_login_ip)
         self.login_account = _item(settings.rate_limit_login_account)
         self.register_ip = _item(settings.rate_limit_register_ip)
         self.api_user = _item(settings.rate_limit_api_user)
 
+    async def _run(self, operation: Callable[[FixedWindowRateLimiter, Storage], Awaitable[Any]]) -> Any:
+        """Run ``operation`` on the shared store, or on local memory while it is down."""
+        if time.monotonic() >= self._retry_store_at:
+            try:
+                result = await operation(self.limiter, self.storage)
+            except Exception as exc:
+                log.warning("rate-limit store unavailable; failing open to per-worker counters",
+                            extra={"event": "ratelimit.store_error", "error": type(exc).__name__,
+                                   "retry_in_s": STORE_RETRY_AFTER})
+                self._retry_store_at = time.monotonic() + STORE_RETRY_AFTER
+            else:
+                if self._retry_store_at:
+                    log.warning("rate-limit store reachable again", extra={"event": "ratelimit.store_ok"})
+                    self._retry_store_at = 0.0
+                return result
+        return await operation(self.local_limiter, self.local)
+
     async def hit(self, item: RateLimitItem | None, *key: str) -> Decision | None:
-        """Count one event; None when the limit is off or the store is unreachable."""
+        """Count one event; None when the limit is off."""
         if item is None:
             return None
-        try:
-            allowed = await self.limiter.hit(item, *key)
-            return await self._decision(item, key, allowed)
-        except Exception as exc:  # the store is down: fail open, loudly
-            log.warning("rate-limit store unavailable; failing open",
-                        extra={"event": "ratelimit.store_error", "error": type(exc).__name__})
-            return None
+
+        async def count(limiter: FixedWindowRateLimiter, _storage: Storage) -> Decision:
+            allowed = await limiter.hit(item, *key)
+            return await _decision(limiter, item, key, allowed)
+
+        return await self._run(count)
 
     async def check(self, item: RateLimitItem | None, *key: str) -> Decision | None:
         """Whether the limit is already exhausted, without counting."""
         if item is None:
             return None
-        try:
-            allowed = await self.limiter.test(item, *key)
-            return await self._decision(item, key, allowed)
-        except Exception as exc:
-            log.warning("rate-limit store unavailable; failing open",
-                        extra={"event": "ratelimit.store_error", "error": type(exc).__name__})
-            return None
 
-    async def _decision(self, item: RateLimitItem, key: tuple[str, ...], allowed: bool) -> Decision:
-        stats = await self.limiter.get_window_stats(item, *key)
-        reset_in = max(1, math.ceil(stats.reset_time - time.time()))
-        return Decision(allowed, item.amount, stats.remaining, reset_in)
+        async def test(limiter: FixedWindowRateLimiter, _storage: Storage) -> Decision:
+            allowed = await limiter.test(item, *key)
+            return await _decision(limiter, item, key, allowed)
+
+        return await self._run(test)
 
     async def enforce(self, item: RateLimitItem | None, *key: str, count: bool = True) -> Decision | None:
+        """Count (or only check) and raise 429 when exhausted. A counted decision is also
+        reported on the current response as RateLimit-* headers (the tightest one wins)."""
         decision = await (self.hit(item, *key) if count else self.check(item, *key))
-        if decision is not None and not decision.allowed:
+        if decision is None:
+            return None
+        if not decision.allowed:
             raise TooManyRequests(decision.reset_in, headers=decision.headers())
+        if count:
+            _report(decision)
         return decision
 
     async def reset(self, item: RateLimitItem | None, *key: str) -> None:
-        if item is None:
-            return
-        try:
-            await self.limiter.clear(item, *key)
-        except Exception as exc:
-            log.warning("rate-limit store unavailable", extra={"event": "ratelimit.store_error",
-                                                                "error": type(exc).__name__})
+        if item is not None:
+            await self._run(lambda limiter, _storage: limiter.clear(item, *key))
 
     async def once_per(self, seconds: int, *key: str) -> bool:
         """True the first time ``key`` is seen in a window of ``seconds`` (audit bounding)."""
-        try:
-            return await self.limiter.hit(parse(f"1/{seconds} second"), "once", *key)
-        except Exception:
-            return True
+        item = parse(f"1/{seconds} second")
+        return await self._run(lambda limiter, _storage: limiter.hit(item, "once", *key))
 
     async def add(self, key: str, amount: int = 1, expiry: int = 120) -> int:
-        try:
-            return await self.storage.incr(key, expiry, amount)
-        except Exception:
-            return 0
+        return await self._run(lambda _limiter, storage: storage.incr(key, expiry, amount))
 
     async def take(self, key: str) -> int:
         """Read and reset a counter."""
-        try:
-            value = await self.storage.get(key)
+
+        async def take_from(_limiter: FixedWindowRateLimiter, storage: Storage) -> int:
+            value = await storage.get(key)
             if value:
-                await self.storage.clear(key)
+                await storage.clear(key)
             return int(value or 0)
-        except Exception:
-            return 0
+
+        return await self._run(take_from)
+
+
+async def _decision(limiter: FixedWindowRateLimiter, item: RateLimitItem, key: tuple[str, ...],
+                    allowed: bool) -> Decision:
+    stats = await limiter.get_window_stats(item, *key)
+    reset_in = max(1, math.ceil(stats.reset_time - time.time()))
+    return Decision(allowed, item.amount, stats.remaining, reset_in)
+
+
+def _report(decision: Decision) -> None:
+    """Keep the decision closest to exhaustion on the request being served, if any."""
+    try:
+        request = Request.get_current()
+    except Exception:  # no request in flight (a command, a background task)
+        return
+    current = getattr(request.ctx, "rate_decision", None)
+    if current is None or decision.remaining < current.remaining:
+        request.ctx.rate_decision = decision
+        request.ctx.rate_headers = decision.headers()
 
 
 def _item(spec: str | None) -> RateLimitItem | None:

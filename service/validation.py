@@ -147,7 +147,10 @@ def json_body(model: type[Body], *, media_types: tuple[str, ...] = ("application
             kwargs["body"] = validate(model, parse_json(request, media_types))
             return await handler(request, *args, **kwargs)
 
-        content = {media: model for media in media_types}
+        # The model's own JSON schema (required fields, additionalProperties: false);
+        # service/docs.py files it under components/schemas/<model name>.
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        content = {media: {"schema": schema} for media in media_types}
         return openapi.body(content, required=True)(wrapped)
 
     return decorator

@@ -24,7 +24,8 @@ from sanic_testing.reusable import ReusableClient
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_DB = "journal_test"
+# One database per run, so two runs on one server do not drop each other's data.
+TEST_DB = f"journal_test_{os.getpid()}"
 SECRET = "test-secret-" + "k" * 40
 PASSWORD = "correct horse battery staple"
 
@@ -54,11 +55,19 @@ def database_url() -> str:
         finally:
             await conn.close()
 
+    async def drop() -> None:
+        conn = await asyncpg.connect(_with_database(base, "postgres"))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
     asyncio.run(recreate())
     from service.database import run_migrations
 
     asyncio.run(run_migrations(make_settings(url)))
-    return url
+    yield url
+    asyncio.run(drop())
 
 
 def make_settings(database_url: str, **overrides) -> Settings:

@@ -282,3 +282,17 @@ def test_audit_endpoint_filters_and_pages(api, users):
     assert api.get(f"{AUDIT}?actor_id=nope", token=admin["token"]).status == 400
     window = api.get(f"{AUDIT}?since=2000-01-01T00:00:00Z&until=2000-01-02T00:00:00Z", token=admin["token"])
     assert window.status == 200 and window.json["items"] == []
+
+
+def test_signed_in_rate_limit_flood_is_bounded(build_api):
+    from tests.conftest import Users
+
+    limited = build_api(RATE_LIMIT_API_USER="2/minute")
+    try:
+        session = Users(limited).signed_in()
+        statuses = [limited.get("/api/v1/auth/me", token=session["token"]).status for _ in range(10)]
+        assert statuses[:2] == [200, 200] and set(statuses[2:]) == {429}
+        rows = limited.sql("SELECT actor_id::text FROM audit_events WHERE action = 'security.rate_limited'")
+        assert [r["actor_id"] for r in rows] == [session["id"]]
+    finally:
+        limited.close()
