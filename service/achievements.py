@@ -7,6 +7,7 @@ import hashlib
 import ipaddress
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
