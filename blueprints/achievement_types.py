@@ -14,9 +14,9 @@ from blueprints.schemas import TYPE_LIST_SCHEMA, TYPE_SCHEMA
 from service import catalogue
 from service.authn import require_role
 from service.context import context_of
-from service.errors import NotFound, ValidationFailed
+from service.errors import NotFound
 from service.jsonutil import json_response
-from service.validation import Body, Query, json_body, trimmed
+from service.validation import Body, Query, json_body, patch_changes, trimmed
 
 bp = Blueprint("achievement_types", url_prefix="/achievement-types")
 
@@ -71,8 +71,4 @@ async def create_type(request: Request, body: TypeIn):
 async def update_type(request: Request, slug: str, body: TypePatch):
     if len(slug) > 64:
         raise NotFound("No such achievement type.")
-    changes = {name: getattr(body, name) for name in body.model_fields_set}
-    nulls = [name for name, value in changes.items() if value is None]
-    if nulls:
-        raise ValidationFailed([{"field": name, "message": "must not be null"} for name in nulls])
-    return json_response(await catalogue.update_type(context_of(request), slug, changes))
+    return json_response(await catalogue.update_type(context_of(request), slug, patch_changes(body)))

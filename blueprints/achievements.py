@@ -26,7 +26,7 @@ from service.context import context_of
 from service.edge import body_limit
 from service.errors import ValidationFailed
 from service.jsonutil import dumps, json_response
-from service.validation import Body, DateStr, Query, Text, json_body, trimmed
+from service.validation import Body, DateStr, Query, Text, json_body, patch_changes, trimmed
 
 bp = Blueprint("achievements", url_prefix="/achievements")
 
@@ -242,10 +242,7 @@ async def replace_achievement(request: Request, achievement_id: str, body: Achie
 @problems(*PROTECTED, 403, 404, 409, 412, 413, 415, 422)
 @json_body(AchievementPatch, media_types=MERGE_PATCH)
 async def patch_achievement(request: Request, achievement_id: str, body: AchievementPatch):
-    changes = {name: getattr(body, name) for name in body.model_fields_set}
-    required = [f for f in ("title", "type", "date") if f in changes and changes[f] is None]
-    if required:
-        raise ValidationFailed([{"field": f, "message": "must not be null"} for f in required])
+    changes = patch_changes(body, nullable=frozenset({"proof_url", "description"}))
     row = await achievements.update(context_of(request), current_user(request), parse_uuid_or_404(achievement_id),
                                     changes, request.headers.getone("if-match", None))
     return _item_response(request, row, status=200)

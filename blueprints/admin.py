@@ -14,9 +14,8 @@ from blueprints.schemas import AUDIT_PAGE_SCHEMA, USER_PAGE_SCHEMA
 from service import administration
 from service.authn import current_user, parse_uuid_or_404, require_role
 from service.context import context_of
-from service.errors import ValidationFailed
 from service.jsonutil import json_response
-from service.validation import Body, Query, json_body
+from service.validation import Body, Query, json_body, patch_changes
 
 bp = Blueprint("admin", url_prefix="/admin")
 
@@ -60,12 +59,8 @@ async def list_users(request: Request):
 @require_role("admin")
 @json_body(UserPatch, media_types=("application/json", "application/merge-patch+json"))
 async def update_user(request: Request, user_id: str, body: UserPatch):
-    changes = {name: getattr(body, name) for name in body.model_fields_set}
-    nulls = [name for name, value in changes.items() if value is None]
-    if nulls:
-        raise ValidationFailed([{"field": name, "message": "must not be null"} for name in nulls])
     user = await administration.update_user(context_of(request), current_user(request),
-                                            parse_uuid_or_404(user_id), changes)
+                                            parse_uuid_or_404(user_id), patch_changes(body))
     return json_response(user)
 
 

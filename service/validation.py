@@ -138,6 +138,15 @@ def validate(model: type[Body], data: Any) -> Body:
         raise ValidationFailed(validation_errors(exc)) from None
 
 
+def patch_changes(body: Body, nullable: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The fields a PATCH body sets; null is refused for fields that cannot be cleared."""
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    nulls = sorted(name for name, value in changes.items() if value is None and name not in nullable)
+    if nulls:
+        raise ValidationFailed([{"field": name, "message": "must not be null"} for name in nulls])
+    return changes
+
+
 def json_body(model: type[Body], *, media_types: tuple[str, ...] = ("application/json",)):
     """Validate the body with ``model``, pass it as ``body``, document it in OpenAPI."""
 
