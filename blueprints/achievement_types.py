@@ -16,7 +16,7 @@ from service.authn import require_role
 from service.context import context_of
 from service.errors import NotFound
 from service.jsonutil import json_response
-from service.validation import Body, Query, json_body, patch_changes, trimmed
+from service.validation import Body, Query, json_body, not_null, patch_changes, trimmed
 
 bp = Blueprint("achievement_types", url_prefix="/achievement-types")
 
@@ -32,8 +32,8 @@ class TypeIn(Body):
 
 
 class TypePatch(Body):
-    name: trimmed(1, 200) | None = None
-    is_active: StrictBool | None = None
+    name: trimmed(1, 200) | None = Field(None, json_schema_extra=not_null)
+    is_active: StrictBool | None = Field(None, json_schema_extra=not_null)
 
 
 @bp.get("/")

@@ -6,13 +6,14 @@ import csv
 import io
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, StrictStr
+from pydantic import AfterValidator, ConfigDict, Field, StrictStr
 from sanic import Blueprint
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from sanic_ext import openapi
+from sanic_ext.extensions.openapi.types import String
 
-from blueprints.docs import PROTECTED, ok, problems
+from blueprints.docs import CURSOR, DATE, LIMIT, PROTECTED, choice, ok, problems, query, text
 from blueprints.schemas import (
     ACHIEVEMENT_PAGE_SCHEMA,
     ACHIEVEMENT_SCHEMA,
@@ -26,15 +27,29 @@ from service.context import context_of
 from service.edge import body_limit
 from service.errors import ValidationFailed
 from service.jsonutil import dumps, json_response
-from service.validation import Body, DateStr, Query, Text, json_body, patch_changes, trimmed
+from service.validation import (
+    NOT_BLANK_TEXT,
+    Body,
+    DateStr,
+    Query,
+    Text,
+    json_body,
+    not_null,
+    patch_changes,
+    trimmed,
+)
 
 bp = Blueprint("achievements", url_prefix="/achievements")
 
 BATCH_LIMIT = 8 * 1024 * 1024
 MERGE_PATCH = ("application/json", "application/merge-patch+json")
-Slug = Annotated[StrictStr, Field(min_length=1, max_length=64)]
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
+# Must also name an active type of the catalogue (422 otherwise).
+Slug = Annotated[StrictStr, Field(min_length=1, max_length=64, json_schema_extra={"pattern": SLUG_PATTERN})]
 AchievementDate = Annotated[DateStr, AfterValidator(achievements.check_date)]
-ProofUrl = Annotated[StrictStr, AfterValidator(achievements.check_proof_url)]
+# Also: http or https only, no user:password, a public host (422 otherwise).
+ProofUrl = Annotated[StrictStr, AfterValidator(achievements.check_proof_url),
+                     Field(json_schema_extra={"format": "uri", "maxLength": 2048})]
 Description = Annotated[Text, Field(max_length=4000)]
 
 
@@ -47,9 +62,9 @@ class AchievementIn(Body):
 
 
 class AchievementPatch(Body):
-    title: trimmed(1, 200) | None = None
-    type: Slug | None = None
-    date: AchievementDate | None = None
+    title: trimmed(1, 200) | None = Field(None, json_schema_extra=not_null)
+    type: Slug | None = Field(None, json_schema_extra=not_null)
+    date: AchievementDate | None = Field(None, json_schema_extra=not_null)
     proof_url: ProofUrl | None = None
     description: Description | None = None
 
@@ -59,24 +74,34 @@ class BatchIn(Body):
 
 
 class ReviewIn(Body):
+    # A rejection needs a reason (422 otherwise): the document says so too.
+    model_config = ConfigDict(json_schema_extra={
+        "if": {"properties": {"decision": {"const": "rejected"}}},
+        "then": {"required": ["comment"], "properties": {"comment": {"type": "string", "pattern": NOT_BLANK_TEXT}}},
+    })
+
     decision: Literal["approved", "rejected"]
     comment: Annotated[Text, Field(max_length=2000)] | None = None
 
 
+OWNER = String(pattern=r"^(any|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")
+OWNER_DESCRIPTION = "staff only: a user id or 'any'"
+
+
 def _list_parameters(handler):
-    for name, kind, description in [
-        ("type", str, "achievement type slug (repeatable)"),
-        ("category", str, "educational, scientific, creative, social or sports"),
-        ("status", str, "pending, approved or rejected"),
-        ("date_from", str, "inclusive, YYYY-MM-DD"),
-        ("date_to", str, "inclusive, YYYY-MM-DD"),
-        ("q", str, "case-insensitive text in the title"),
-        ("sort", str, "date, -date (default), title, -title, created_at, -created_at"),
-        ("limit", int, "1-100 (default 20)"),
-        ("cursor", str, "opaque, from next_cursor"),
-        ("owner", str, "staff only: a user id or 'any'"),
+    for name, schema, description in [
+        ("type", String(pattern=SLUG_PATTERN), "achievement type slug (repeatable)"),
+        ("category", choice(*achievements.CATEGORIES), "educational, scientific, creative, social or sports"),
+        ("status", choice(*achievements.STATUSES), "pending, approved or rejected"),
+        ("date_from", DATE, "inclusive, YYYY-MM-DD"),
+        ("date_to", DATE, "inclusive, YYYY-MM-DD"),
+        ("q", text(200), "case-insensitive text in the title"),
+        ("sort", choice(*achievements.SORT_CHOICES), "date, -date (default), title, -title, created_at, -created_at"),
+        ("limit", LIMIT, "1-100 (default 20)"),
+        ("cursor", CURSOR, "opaque, from next_cursor"),
+        ("owner", OWNER, OWNER_DESCRIPTION),
     ]:
-        handler = openapi.parameter(name, kind, "query", description=description)(handler)
+        handler = query(name, schema, description)(handler)
     return handler
 
 
@@ -148,7 +173,7 @@ async def create_batch(request: Request, body: BatchIn):
 @openapi.summary("Download achievements as CSV or JSON (list filters apply)")
 @openapi.tag("achievements")
 @openapi.secured("bearer")
-@openapi.parameter("format", str, "query", description="csv (default) or json")
+@query("format", choice("csv", "json"), "csv (default) or json")
 @_list_parameters
 @openapi.response(200, {"text/csv": {"type": "string"}, "application/json": EXPORT_JSON_SCHEMA},
                   "The file, as an attachment")
@@ -156,8 +181,9 @@ async def create_batch(request: Request, body: BatchIn):
 async def export(request: Request):
     query, filt = _filter(request, {"format"})
     fmt = query.choice("format", ("csv", "json")) or "csv"
-    if query.get("limit") is not None or query.get("cursor") is not None:
-        query.int("limit", 20, 1, 100)  # validated for consistency; the export is never paged
+    # Checked as the list checks them, though the export itself is never paged.
+    query.int("limit", 20, 1, 100)
+    query.cursor()
     cursors = request.app.ctx.cursors
     first = await achievements.page(cursors, filt, 500, None, with_total=False)
     content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
@@ -198,7 +224,7 @@ def _csv_rows(rows: list[list[str]]) -> bytes:
 @openapi.summary("Counts by category, status and year")
 @openapi.tag("achievements")
 @openapi.secured("bearer")
-@openapi.parameter("owner", str, "query", description="staff only: a user id or 'any'")
+@query("owner", OWNER, OWNER_DESCRIPTION)
 @ok(200, STATS_SCHEMA, "The counts")
 @problems(*PROTECTED, 403)
 async def stats(request: Request):

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import StrictBool
+from pydantic import Field, StrictBool
 from sanic import Blueprint
 from sanic.request import Request
 from sanic_ext import openapi
 
-from blueprints.docs import PROTECTED, USER_SCHEMA, ok, problems
+from blueprints.docs import CURSOR, DATE_TIME, LIMIT, PROTECTED, USER_SCHEMA, UUID, choice, ok, problems, query, text
 from blueprints.schemas import AUDIT_PAGE_SCHEMA, USER_PAGE_SCHEMA
 from service import administration
 from service.authn import current_user, parse_uuid_or_404, require_role
 from service.context import context_of
 from service.jsonutil import json_response
-from service.validation import Body, Query, json_body, patch_changes
+from service.validation import Body, Query, json_body, not_null, patch_changes
 
 bp = Blueprint("admin", url_prefix="/admin")
 
@@ -24,14 +24,15 @@ AUDIT_PARAMS = {"actor_id", "action", "target_id", "since", "until", "limit", "c
 
 
 class UserPatch(Body):
-    role: Literal["student", "curator", "admin"] | None = None
-    is_active: StrictBool | None = None
+    role: Literal["student", "curator", "admin"] | None = Field(None, json_schema_extra=not_null)
+    is_active: StrictBool | None = Field(None, json_schema_extra=not_null)
 
 
-def _params(names: dict[str, str]):
+def _params(names: dict[str, tuple]):
+    """``{name: (schema, description)}`` as query parameters."""
     def decorator(handler):
-        for name, description in names.items():
-            handler = openapi.parameter(name, str, "query", description=description)(handler)
+        for name, (schema, description) in names.items():
+            handler = query(name, schema, description)(handler)
         return handler
     return decorator
 
@@ -40,8 +41,10 @@ def _params(names: dict[str, str]):
 @openapi.summary("List users (admin)")
 @openapi.tag("admin")
 @openapi.secured("bearer")
-@_params({"q": "text in email or name", "role": "student, curator or admin", "is_active": "true or false",
-          "limit": "1-100 (default 20)", "cursor": "opaque, from next_cursor"})
+@_params({"q": (text(254), "text in email or name"),
+          "role": (choice("student", "curator", "admin"), "student, curator or admin"),
+          "is_active": (choice("true", "false"), "true or false"),
+          "limit": (LIMIT, "1-100 (default 20)"), "cursor": (CURSOR, "opaque, from next_cursor")})
 @ok(200, USER_PAGE_SCHEMA, "A page of users, newest first")
 @problems(*PROTECTED, 403)
 @require_role("admin")
@@ -68,9 +71,10 @@ async def update_user(request: Request, user_id: str, body: UserPatch):
 @openapi.summary("The audit log, newest first (admin)")
 @openapi.tag("admin")
 @openapi.secured("bearer")
-@_params({"actor_id": "a user id", "action": "e.g. auth.login.failed", "target_id": "a target id",
-          "since": "RFC 3339, inclusive", "until": "RFC 3339, inclusive", "limit": "1-100 (default 50)",
-          "cursor": "opaque, from next_cursor"})
+@_params({"actor_id": (UUID, "a user id"), "action": (text(64), "e.g. auth.login.failed"),
+          "target_id": (text(128), "a target id"), "since": (DATE_TIME, "RFC 3339, inclusive"),
+          "until": (DATE_TIME, "RFC 3339, inclusive"), "limit": (LIMIT, "1-100 (default 50)"),
+          "cursor": (CURSOR, "opaque, from next_cursor")})
 @ok(200, AUDIT_PAGE_SCHEMA, "A page of audit events")
 @problems(*PROTECTED, 403)
 @require_role("admin")

@@ -3,10 +3,35 @@
 from __future__ import annotations
 
 from sanic_ext import openapi
+from sanic_ext.extensions.openapi.types import Integer, String
 
 from service.docs import PROBLEM_DESCRIPTIONS, PROBLEM_SCHEMA, problem_content
+from service.validation import NO_CONTROL_PATTERN
 
-__all__ = ["PROBLEM_SCHEMA", "PROTECTED", "TOKEN_SCHEMA", "USER_SCHEMA", "ok", "problems"]
+__all__ = ["CURSOR", "DATE", "DATE_TIME", "LIMIT", "PROBLEM_SCHEMA", "PROTECTED", "TOKEN_SCHEMA", "USER_SCHEMA",
+           "UUID", "choice", "ok", "problems", "query", "text"]
+
+# Query parameters, described as strictly as service.validation.Query parses them: a value
+# outside these schemas gets 400, a value inside them never does (the cursor aside: it must
+# also be one the service signed).
+LIMIT = Integer(minimum=1, maximum=100)
+DATE = String(format="date")
+DATE_TIME = String(format="date-time")
+UUID = String(format="uuid")
+CURSOR = String(pattern=r"^[A-Za-z0-9_-]{1,1000}\.[A-Za-z0-9_-]{1,64}$")
+
+
+def choice(*values: str) -> String:
+    return String(enum=list(values))
+
+
+def text(max_length: int) -> String:
+    return String(maxLength=max_length, pattern=NO_CONTROL_PATTERN)
+
+
+def query(name: str, schema, description: str):
+    """Document a query parameter with its schema."""
+    return openapi.parameter(name, schema, "query", description=description)
 
 
 def problems(*statuses: int):

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from service import audit
 from service.context import CurrentUser, RequestContext
-from service.database import connection
+from service.database import connection, transaction
 from service.errors import (
     Conflict,
     Forbidden,
@@ -78,7 +77,7 @@ async def register(settings: Settings, ctx: RequestContext, email: str, password
     password_hash = await hash_password(password, settings.bcrypt_rounds)
     user_id = uuid.uuid4()
     try:
-        async with in_transaction() as conn:
+        async with transaction() as conn:
             rows = await conn.execute_query_dict(
                 f"INSERT INTO users (id, email, password_hash, full_name) VALUES ($1, $2, $3, $4) "
                 f"RETURNING {USER_COLUMNS}",
@@ -125,7 +124,7 @@ async def login(settings: Settings, limits: RateLimits, ctx: RequestContext, ema
         await limits.hit(limits.login_account, "login-account", email)
         raise InvalidCredentials()
     await limits.reset(limits.login_account, "login-account", email)
-    async with in_transaction() as conn:
+    async with transaction() as conn:
         session_id, token, max_age = await _create_session(conn, settings, row["id"])
         await audit.record(conn, ctx, "auth.login.succeeded", actor_id=row["id"],
                            target_type="session", target_id=session_id)
@@ -139,7 +138,7 @@ async def login(settings: Settings, limits: RateLimits, ctx: RequestContext, ema
 async def refresh(settings: Settings, ctx: RequestContext, token: str) -> IssuedSession:
     """Rotate the refresh token; a token that was already used revokes its session."""
     token_hash = hash_refresh_token(token)
-    async with in_transaction() as conn:
+    async with transaction() as conn:
         used = await conn.execute_query_dict(
             "UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1 AND used_at IS NULL "
             "RETURNING session_id", [token_hash],
@@ -196,7 +195,7 @@ async def session_for_refresh_token(token: str) -> tuple[uuid.UUID, uuid.UUID] |
 
 
 async def logout(ctx: RequestContext, session_id: uuid.UUID, user_id: uuid.UUID) -> None:
-    async with in_transaction() as conn:
+    async with transaction() as conn:
         await conn.execute_query(
             "UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout' "
             "WHERE id = $1 AND revoked_at IS NULL", [session_id],
@@ -206,7 +205,7 @@ async def logout(ctx: RequestContext, session_id: uuid.UUID, user_id: uuid.UUID)
 
 
 async def update_profile(ctx: RequestContext, user: CurrentUser, full_name: str) -> dict[str, Any]:
-    async with in_transaction() as conn:
+    async with transaction() as conn:
         rows = await conn.execute_query_dict(
             f"UPDATE users SET full_name = $2, updated_at = now() WHERE id = $1 RETURNING {USER_COLUMNS}",
             [user.id, full_name],
@@ -224,14 +223,14 @@ async def change_password(settings: Settings, limits: RateLimits, ctx: RequestCo
     if not await verify_password(current, rows[0]["password_hash"] if rows else None,
                                  settings.bcrypt_rounds):
         await limits.hit(limits.login_account, "login-account", user.email)
-        async with in_transaction() as conn:
+        async with transaction() as conn:
             await audit.record(conn, ctx, "auth.password.changed", outcome="failure",
                                target_type="user", target_id=user.id,
                                details={"reason": "wrong_current_password"})
         raise Forbidden("The current password is incorrect.")
     _check_new_password(new, user.email, user.full_name, "new_password")
     new_hash = await hash_password(new, settings.bcrypt_rounds)
-    async with in_transaction() as conn:
+    async with transaction() as conn:
         await conn.execute_query(
             "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1", [user.id, new_hash])
         revoked = await conn.execute_query_dict(

@@ -13,11 +13,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from service import audit
 from service.context import CurrentUser, RequestContext
-from service.database import connection, fetch
+from service.database import connection, fetch, transaction
 from service.errors import (
     BadRequest,
     Conflict,
@@ -46,7 +45,7 @@ COLUMNS = (
 
 # --- representation ---------------------------------------------------------------------------
 
-def to_json(row: dict[str, Any]) -> dict[str, Any]:
+def to_json(row: Mapping[str, Any]) -> dict[str, Any]:
     review = None
     if row["review_decision"]:
         review = {
@@ -72,7 +71,7 @@ def to_json(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def etag_of(row: dict[str, Any]) -> str:
+def etag_of(row: Mapping[str, Any]) -> str:
     return f'"{row["id"]}.{row["version"]}"'
 
 
@@ -167,14 +166,15 @@ async def _category_for(conn, slug: str, current_type: str | None = None) -> str
 
 # --- loading with object-level authorization -----------------------------------------------------
 
+BY_ID = f"SELECT {COLUMNS} FROM achievements WHERE id = $1"
+
+
 async def _load(conn, achievement_id: uuid.UUID, *, lock: bool = False) -> dict[str, Any] | None:
-    rows = await conn.execute_query_dict(
-        f"SELECT {COLUMNS} FROM achievements WHERE id = $1" + (" FOR UPDATE" if lock else ""),
-        [achievement_id])
+    rows = await conn.execute_query_dict(BY_ID + (" FOR UPDATE" if lock else ""), [achievement_id])
     return rows[0] if rows else None
 
 
-def authorize(user: CurrentUser, row: dict[str, Any] | None, action: str) -> dict[str, Any]:
+def authorize(user: CurrentUser, row: Mapping[str, Any] | None, action: str) -> Mapping[str, Any]:
     """The one place that decides who may do what with an achievement.
 
     Students never learn that someone else's achievement exists (404); staff, who may
@@ -202,7 +202,7 @@ def _denied(error, reason: str):
 
 
 async def get(user: CurrentUser, achievement_id: uuid.UUID) -> Mapping[str, Any]:
-    rows = await fetch(f"SELECT {COLUMNS} FROM achievements WHERE id = $1", achievement_id)
+    rows = await fetch(BY_ID, achievement_id)
     return authorize(user, rows[0] if rows else None, "read")
 
 
@@ -216,7 +216,7 @@ async def _existing_id(conn, owner_id, type_, date, title) -> uuid.UUID | None:
 
 
 async def create(ctx: RequestContext, user: CurrentUser, data: dict[str, Any]) -> dict[str, Any]:
-    async with in_transaction() as conn:
+    async with transaction() as conn:
         category = await _category_for(conn, data["type"])
         rows = await conn.execute_query_dict(
             f"INSERT INTO achievements (id, owner_id, title, type, category, date, proof_url, description) "
@@ -236,7 +236,7 @@ async def update(ctx: RequestContext, user: CurrentUser, achievement_id: uuid.UU
                  if_match: str | None) -> dict[str, Any]:
     """Apply ``changes`` (the writable fields to set) for the owner."""
     try:
-        async with in_transaction() as conn:
+        async with transaction() as conn:
             row = authorize(user, await _load(conn, achievement_id, lock=True), "edit")
             if not etag_matches(if_match, etag_of(row)):
                 raise PreconditionFailed()
@@ -274,7 +274,7 @@ async def update(ctx: RequestContext, user: CurrentUser, achievement_id: uuid.UU
 
 
 async def delete(ctx: RequestContext, user: CurrentUser, achievement_id: uuid.UUID, if_match: str | None) -> None:
-    async with in_transaction() as conn:
+    async with transaction() as conn:
         row = authorize(user, await _load(conn, achievement_id, lock=True), "delete")
         if not etag_matches(if_match, etag_of(row)):
             raise PreconditionFailed()
@@ -285,7 +285,7 @@ async def delete(ctx: RequestContext, user: CurrentUser, achievement_id: uuid.UU
 
 async def review(ctx: RequestContext, user: CurrentUser, achievement_id: uuid.UUID, decision: str,
                  comment: str | None, if_match: str | None = None) -> dict[str, Any]:
-    async with in_transaction() as conn:
+    async with transaction() as conn:
         row = authorize(user, await _load(conn, achievement_id, lock=True), "review")
         if not etag_matches(if_match, etag_of(row)):
             raise PreconditionFailed()
@@ -317,7 +317,7 @@ async def create_batch(ctx: RequestContext, user: CurrentUser, items: list[dict[
         else:
             first_seen[key] = index
     ids = [uuid.uuid4() for _ in items]
-    async with in_transaction() as conn:
+    async with transaction() as conn:
         clashes = await conn.execute_query_dict(
             "SELECT t.idx, a.id FROM unnest($2::text[], $3::date[], $4::text[], $5::int[]) "
             "AS t(type, date, title_key, idx) JOIN achievements a ON a.owner_id = $1 AND a.type = t.type "
@@ -419,7 +419,7 @@ def _sort(filt: AchievementFilter) -> tuple[str, bool]:
     return SORTS[key], filt.sort.startswith("-")
 
 
-def _position(row: dict[str, Any], column: str) -> list[Any]:
+def _position(row: Mapping[str, Any], column: str) -> list[Any]:
     value = row[column]
     return [value.isoformat() if hasattr(value, "isoformat") else value, str(row["id"])]
 
@@ -438,29 +438,36 @@ def _decode_position(column: str, position: list[Any]) -> tuple[Any, uuid.UUID]:
         raise BadRequest("The cursor is invalid; start again from the first page.") from None
 
 
-async def page(cursors: Cursors, filt: AchievementFilter, limit: int, cursor: str | None,
-               with_total: bool = True) -> dict[str, Any]:
+def page_queries(filt: AchievementFilter, limit: int, position: tuple[Any, uuid.UUID] | None = None
+                 ) -> tuple[tuple[str, list[Any]], tuple[str, list[Any]]]:
+    """The SQL of one page (keyset: after ``position``, one row more than ``limit`` to tell
+    whether another page follows) and of the total, with their parameters."""
     column, descending = _sort(filt)
     where, params = filt.where()
-    count_sql = f"SELECT count(*) AS n FROM achievements WHERE {where}"
-    if cursor:
-        value, last_id = _decode_position(column, cursors.decode(filt.scope(), cursor))
-        params_page = [*params, value, last_id]
+    page_where, page_params = where, list(params)
+    if position is not None:
         op = "<" if descending else ">"
-        where_page = f"{where} AND ({column}, id) {op} (${len(params) + 1}, ${len(params) + 2})"
-    else:
-        params_page, where_page = list(params), where
+        page_where = f"{where} AND ({column}, id) {op} (${len(params) + 1}, ${len(params) + 2})"
+        page_params += list(position)
     direction = "DESC" if descending else "ASC"
-    rows = await connection().execute_query_dict(
-        f"SELECT {COLUMNS}, title_key FROM achievements WHERE {where_page} "
-        f"ORDER BY {column} {direction}, id {direction} LIMIT {int(limit) + 1}", params_page)
+    page_sql = (f"SELECT {COLUMNS}, title_key FROM achievements WHERE {page_where} "
+                f"ORDER BY {column} {direction}, id {direction} LIMIT {int(limit) + 1}")
+    return (page_sql, page_params), (f"SELECT count(*) AS n FROM achievements WHERE {where}", params)
+
+
+async def page(cursors: Cursors, filt: AchievementFilter, limit: int, cursor: str | None,
+               with_total: bool = True) -> dict[str, Any]:
+    column, _ = _sort(filt)
+    position = _decode_position(column, cursors.decode(filt.scope(), cursor)) if cursor else None
+    (page_sql, page_params), (count_sql, count_params) = page_queries(filt, limit, position)
+    rows = await fetch(page_sql, *page_params)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = cursors.encode(filt.scope(), _position(rows[-1], column))
     result: dict[str, Any] = {"rows": rows, "next_cursor": next_cursor}
     if with_total:
-        result["total"] = (await connection().execute_query_dict(count_sql, params))[0]["n"]
+        result["total"] = (await fetch(count_sql, *count_params))[0]["n"]
     return result
 
 
@@ -494,6 +501,6 @@ def _neutralise(value: Any) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def csv_row(row: dict[str, Any]) -> list[str]:
+def csv_row(row: Mapping[str, Any]) -> list[str]:
     data = to_json(row)
     return [_neutralise(data[column]) for column in CSV_COLUMNS]

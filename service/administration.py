@@ -6,12 +6,10 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from tortoise.transactions import in_transaction
-
 from service import audit
 from service.accounts import USER_COLUMNS, user_json
 from service.context import CurrentUser, RequestContext
-from service.database import connection
+from service.database import connection, transaction
 from service.errors import BadRequest, Conflict, NotFound
 from service.jsonutil import iso
 from service.pagination import Cursors, scope_of
@@ -73,7 +71,7 @@ async def list_users(cursors: Cursors, query: Query) -> dict[str, Any]:
 
 async def update_user(ctx: RequestContext, admin: CurrentUser, user_id: uuid.UUID,
                       changes: dict[str, Any]) -> dict[str, Any]:
-    async with in_transaction() as conn:
+    async with transaction() as conn:
         rows = await conn.execute_query_dict(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1 FOR UPDATE", [user_id])
         if not rows:
             raise NotFound("No such user.")

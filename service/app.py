@@ -8,6 +8,7 @@ from service.database import close_database, open_database
 from service.docs import setup_docs
 from service.edge import JournalRequest, setup_edge
 from service.errors import setup_errors
+from service.lifecycle import setup_lifecycle, shield_helper_processes
 from service.logs import setup_logging
 from service.pagination import Cursors
 from service.ratelimit import RateLimits
@@ -20,6 +21,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     if not isinstance(settings, Settings):
         # `sanic service.app:create_app --factory` (the Procfile) passes its parsed command line.
         settings = Settings.from_env()
+        shield_helper_processes()
     setup_logging(settings.log_level)
     app = Sanic(APP_NAME, request_class=JournalRequest, configure_logging=False)
     app.ctx.settings = settings
@@ -29,12 +31,24 @@ def create_app(settings: Settings | None = None) -> Sanic:
     app.config.ACCESS_LOG = False
     app.config.KEEP_ALIVE_TIMEOUT = 75  # longer than typical router/proxy idle timeouts
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = 25.0  # Heroku kills 30 s after SIGTERM
+    setup_lifecycle(app)
     setup_edge(app)
     setup_database(app, settings)
     setup_errors(app)
     setup_docs(app)
     setup_routes(app)
+    setup_extensions(app)
     return app
+
+
+def setup_extensions(app: Sanic) -> None:
+    """sanic-ext's OpenAPI decorators, automatic OPTIONS/HEAD and CORS, without its
+    dependency injection, which the service does not use: that one would run a signal
+    handler on every request. (Called last: the extensions read the settings above.)"""
+    from sanic_ext.extensions.http.extension import HTTPExtension
+    from sanic_ext.extensions.openapi.extension import OpenAPIExtension
+
+    app.extend(extensions=[OpenAPIExtension, HTTPExtension], built_in_extensions=False)
 
 
 def setup_database(app: Sanic, settings: Settings) -> None:

@@ -14,7 +14,7 @@ from sanic.request import Request
 
 from service.audit import security_event
 from service.context import CurrentUser
-from service.database import connection
+from service.database import fetch
 from service.errors import Forbidden, NotFound, TooManyRequests, Unauthorized
 from service.jsonutil import uuid_or_none
 from service.tokens import InvalidToken, verify_access_token
@@ -45,7 +45,7 @@ async def user_for_token(request: Request, token: str) -> CurrentUser:
         await security_event(request, "security.access_denied", outcome="failure",
                              details={"reason": "invalid_token"})
         raise Unauthorized("The access token is invalid or has expired.", error="invalid_token") from None
-    rows = await connection().execute_query_dict(SESSION_USER, [claims.session_id, claims.user_id])
+    rows = await fetch(SESSION_USER, claims.session_id, claims.user_id)
     if not rows:
         await security_event(request, "security.access_denied", outcome="failure",
                              details={"reason": "session_revoked_or_user_inactive"})
@@ -71,6 +71,8 @@ async def authenticate(request: Request) -> None:
     user = await user_for_token(request, token)
     request.ctx.user = user
     limits = request.app.ctx.limits
+    if limits.api_user is None:  # switched off
+        return
     try:
         decision = await limits.enforce(limits.api_user, "api-user", str(user.id))
     except TooManyRequests:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tortoise.transactions import in_transaction
-
 from service import audit
 from service.context import RequestContext
-from service.database import connection
+from service.database import connection, transaction
 from service.errors import Conflict, NotFound
 
 TYPE_COLUMNS = "slug, name, category, is_active"
@@ -20,7 +18,7 @@ async def list_types() -> list[dict[str, Any]]:
 
 
 async def create_type(ctx: RequestContext, slug: str, name: str, category: str, is_active: bool) -> dict[str, Any]:
-    async with in_transaction() as conn:
+    async with transaction() as conn:
         rows = await conn.execute_query_dict(
             f"INSERT INTO achievement_types (slug, name, category, is_active) VALUES ($1, $2, $3, $4) "
             f"ON CONFLICT (slug) DO NOTHING RETURNING {TYPE_COLUMNS}", [slug, name, category, is_active])
@@ -32,7 +30,7 @@ async def create_type(ctx: RequestContext, slug: str, name: str, category: str, 
 
 
 async def update_type(ctx: RequestContext, slug: str, changes: dict[str, Any]) -> dict[str, Any]:
-    async with in_transaction() as conn:
+    async with transaction() as conn:
         rows = await conn.execute_query_dict(
             f"SELECT {TYPE_COLUMNS} FROM achievement_types WHERE slug = $1 FOR UPDATE", [slug])
         if not rows:

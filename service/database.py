@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 from tortoise import Tortoise, connections
+from tortoise.exceptions import IntegrityError
 
 from service.settings import DatabaseURL, Settings
 
@@ -81,6 +82,64 @@ async def close_database() -> None:
 
 def connection():
     return connections.get("default")
+
+
+class Transaction:
+    """The connection of one open transaction, with the ORM client's two query methods
+    (so use cases and ``audit.record`` read the same either way), minus its per-query
+    layers. A broken constraint raises the ORM's ``IntegrityError``, as through the ORM."""
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self.connection = connection
+
+    async def execute_query_dict(self, query: str, values: list[Any] | None = None) -> list[dict[str, Any]]:
+        try:
+            return [dict(row) for row in await self.connection.fetch(query, *(values or ()))]
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise IntegrityError(exc) from exc
+
+    async def execute_query(self, query: str, values: list[Any] | None = None) -> tuple[int, list]:
+        try:
+            status = await self.connection.execute(query, *(values or ()))
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise IntegrityError(exc) from exc
+        count = status.rsplit(" ", 1)[-1]
+        return (int(count) if count.isdigit() else 0), []
+
+
+class UnitOfWork:
+    """One use case's transaction on a pooled connection: committed when the block ends,
+    rolled back when it raises. Its queries skip the ORM's transaction wrapper (a lock and
+    two coroutine layers per query)."""
+
+    __slots__ = ("_holder", "_transaction")
+
+    async def __aenter__(self) -> Transaction:
+        self._holder = (_client or connection()).acquire_connection()
+        conn = await self._holder.__aenter__()
+        try:
+            self._transaction = conn.transaction()
+            await self._transaction.start()
+        except BaseException as exc:
+            await self._holder.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        return Transaction(conn)
+
+    async def __aexit__(self, exc_type, exc, traceback) -> None:
+        try:
+            if exc_type is None:
+                await self._transaction.commit()
+            else:
+                await self._transaction.rollback()
+        finally:
+            await self._holder.__aexit__(exc_type, exc, traceback)
+
+
+def transaction() -> UnitOfWork:
+    """``async with transaction() as tx:`` runs the block in one transaction."""
+    return UnitOfWork()
 
 
 async def fetch(query: str, *args: Any) -> list[asyncpg.Record]:

@@ -136,6 +136,9 @@ DATABASE_DOWN = (
     asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.InterfaceError,
     asyncpg.exceptions.CannotConnectNowError,
+    # A pooled connection the server has just cut (its FATAL message read, the end of the
+    # stream not yet) refuses the next query with a protocol-state error: no bug, an outage.
+    asyncpg.exceptions.InternalClientError,
     ConnectionError,
     OSError,
     asyncio.TimeoutError,
@@ -160,7 +163,25 @@ def problem_response(request: Request | None, error: ApiError) -> HTTPResponse:
     )
 
 
-def to_api_error(exception: BaseException) -> ApiError:
+ROUTABLE_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods_of(request: Request) -> tuple[str, ...]:
+    """The methods the router serves on the request's path. sanic-routing names them in
+    its 405 only for static paths (``/achievements``), not for parameterised ones
+    (``/achievements/<id>``), yet every 405 must carry ``Allow`` (RFC 9110)."""
+    host = request.headers.getone("host", None)
+    allowed = []
+    for method in ROUTABLE_METHODS:
+        try:
+            request.app.router.get(request.path, method, host)
+        except SanicException:
+            continue
+        allowed.append(method)
+    return tuple(allowed)
+
+
+def to_api_error(exception: BaseException, request: Request | None = None) -> ApiError:
     if isinstance(exception, ApiError):
         return exception
     if isinstance(exception, SanicException):
@@ -171,6 +192,8 @@ def to_api_error(exception: BaseException) -> ApiError:
         error.status = status
         headers = dict(getattr(exception, "headers", None) or {})
         allowed = getattr(exception, "allowed_methods", None)
+        if status == 405 and not allowed and request is not None:
+            allowed = allowed_methods_of(request)
         if status == 405 and allowed:
             headers["Allow"] = ", ".join(sorted(m for m in allowed if m != "TRACE"))
         error.headers = {k: v for k, v in headers.items() if k.lower() in {"allow", "retry-after"}}
@@ -200,7 +223,7 @@ def _is_database_down(exception: BaseException) -> bool:
 def setup_errors(app: Sanic) -> None:
     @app.exception(Exception)
     async def render_problem(request: Request, exception: Exception) -> HTTPResponse:
-        error = to_api_error(exception)
+        error = to_api_error(exception, request)
         if error.status >= 500:
             if isinstance(error, ServiceUnavailable):
                 log.warning("database unavailable", extra={"event": "db.unavailable",

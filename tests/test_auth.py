@@ -92,6 +92,11 @@ def test_password_policy(api, password, status):
     {"email": "a@example.org", "password": {"$ne": None}, "full_name": "A"},
     {"email": "a@example.org", "password": PASSWORD, "full_name": "A\u0000B"},
     {"email": "a" * 250 + "@example.org", "password": PASSWORD, "full_name": "A"},
+    {"email": "a@example.org*", "password": PASSWORD, "full_name": "A"},
+    {"email": "a@b@example.org", "password": PASSWORD, "full_name": "A"},
+    {"email": "a@example", "password": PASSWORD, "full_name": "A"},
+    {"email": "a@-example.org", "password": PASSWORD, "full_name": "A"},
+    {"email": "a@example.org", "password": PASSWORD, "full_name": "\tA"},
 ])
 def test_register_invalid_bodies_422(api, body):
     response = api.post(REGISTER, json=body)

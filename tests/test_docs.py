@@ -246,6 +246,12 @@ def test_swagger_ui_is_configured_to_stay_local(api):
     assert "http" not in script
 
 
+def test_served_redoc_loads_no_image_from_a_cdn(api):
+    page = api.get("/docs/redoc").text
+    bundle = next(url for url in re.findall(r'src="([^"]+)"', page) if "redoc.standalone" in url)
+    assert b"cdn.redoc.ly" not in api.get(bundle).content  # the side menu's logo (service/docs.py ASSET_REWRITES)
+
+
 def test_cdn_backed_sanic_ext_routes_are_gone(api):
     for path in ("/docs/oauth2-redirect.html", "/docs/swagger-config", "/docs/swagger",
                  "/docs/assets/swagger-ui-bundle.js", "/docs/assets/..%2Fdocs.py"):

@@ -1,0 +1,5 @@
+import sys
+
+from tests.bench.driver import main
+
+sys.exit(main())
