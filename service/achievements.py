@@ -217,14 +217,16 @@ async def _existing_id(conn, owner_id, type_, date, title) -> uuid.UUID | None:
 
 async def create(ctx: RequestContext, user: CurrentUser, data: dict[str, Any]) -> dict[str, Any]:
     async with transaction() as conn:
-        category = await _category_for(conn, data["type"])
+        # The category comes from the (active) type in the same statement: one round trip.
         rows = await conn.execute_query_dict(
             f"INSERT INTO achievements (id, owner_id, title, type, category, date, proof_url, description) "
-            f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+            f"SELECT $1, $2, $3, t.slug, t.category, $5, $6, $7 FROM achievement_types t "
+            f"WHERE t.slug = $4 AND t.is_active "
             f"ON CONFLICT (owner_id, type, date, title_key) DO NOTHING RETURNING {COLUMNS}",
-            [uuid.uuid4(), user.id, data["title"], data["type"], category, data["date"],
+            [uuid.uuid4(), user.id, data["title"], data["type"], data["date"],
              data.get("proof_url"), data.get("description")])
         if not rows:
+            await _category_for(conn, data["type"])  # 422 when the type is unknown or inactive
             existing = await _existing_id(conn, user.id, data["type"], data["date"], data["title"])
             raise Conflict("You already recorded this achievement.", existing_id=str(existing))
         row = rows[0]
