@@ -67,6 +67,18 @@ def _wait_for_port(port: int, deadline: float, process: subprocess.Popen | None 
     return False
 
 
+
+def terminate(process: subprocess.Popen | None, timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
 class RealServer:
     """``python -m sanic service.app:create_app --factory`` on 127.0.0.1 with its own env."""
 
@@ -235,13 +247,7 @@ class RedisServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        terminate(process, timeout)
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None
@@ -507,13 +513,7 @@ class PgBouncer:
 
     def stop(self, timeout: float = 10.0) -> None:
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        terminate(process, timeout)
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
