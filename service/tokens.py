@@ -48,20 +48,13 @@ def issue_access_token(settings: Settings, user_id: uuid.UUID, session_id: uuid.
 
 
 def verify_access_token(settings: Settings, token: str) -> AccessClaims:
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise InvalidToken from None
-    if header.get("alg") != ALGORITHM or header.get("typ") != TOKEN_TYPE:
-        raise InvalidToken
-    if _FORBIDDEN_HEADERS & set(header):
-        raise InvalidToken
+    """Verify signature (HS256 pinned), claims and header in one parse of the token."""
     keys = [settings.jwt_secret]
     if settings.jwt_secret_previous:
         keys.append(settings.jwt_secret_previous)
     for key in keys:
         try:
-            payload = jwt.decode(
+            decoded = jwt.decode_complete(
                 token,
                 key,
                 algorithms=[ALGORITHM],
@@ -74,7 +67,11 @@ def verify_access_token(settings: Settings, token: str) -> AccessClaims:
             continue
         except jwt.PyJWTError:
             raise InvalidToken from None
-        return _claims(payload)
+        header = decoded["header"]
+        # The signature covers the header, so checking it after verification is as strict.
+        if header.get("alg") != ALGORITHM or header.get("typ") != TOKEN_TYPE or _FORBIDDEN_HEADERS & set(header):
+            raise InvalidToken
+        return _claims(decoded["payload"])
     raise InvalidToken
 
 
