@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import io
+import asyncio
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, StrictStr
@@ -21,12 +20,11 @@ from blueprints.schemas import (
     EXPORT_JSON_SCHEMA,
     STATS_SCHEMA,
 )
-from service import achievements
+from service import achievements, exports
 from service.authn import current_user, parse_uuid_or_404, require_role
 from service.context import context_of
 from service.edge import body_limit
-from service.errors import ValidationFailed
-from service.jsonutil import dumps, json_response
+from service.jsonutil import dumps, json_response, uuid_or_none
 from service.validation import (
     NOT_BLANK_TEXT,
     Body,
@@ -35,6 +33,7 @@ from service.validation import (
     Text,
     json_body,
     not_null,
+    null_errors,
     patch_changes,
     trimmed,
 )
@@ -42,7 +41,10 @@ from service.validation import (
 bp = Blueprint("achievements", url_prefix="/achievements")
 
 BATCH_LIMIT = 8 * 1024 * 1024
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json", "xlsx": XLSX}
 MERGE_PATCH = ("application/json", "application/merge-patch+json")
+NULLABLE = frozenset({"proof_url", "description"})
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
 # Must also name an active type of the catalogue (422 otherwise).
 Slug = Annotated[StrictStr, Field(min_length=1, max_length=64, json_schema_extra={"pattern": SLUG_PATTERN})]
@@ -88,6 +90,20 @@ OWNER = String(pattern=r"^(any|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9
 OWNER_DESCRIPTION = "staff only: a user id or 'any'"
 
 
+def if_match(required: bool = False):
+    description = ("the ETag of the version the reviewer saw (required; `*` is refused: 428)" if required
+                   else "write only if the achievement is still this version (else 412)")
+    return openapi.parameter("If-Match", String(), "header", required=required,
+                             description=description)
+
+
+IF_NONE_MATCH_WRITE = openapi.parameter(
+    "If-None-Match", String(), "header",
+    description="a write whose value matches the current version (or is `*`) is refused with 412")
+IF_NONE_MATCH_READ = openapi.parameter(
+    "If-None-Match", String(), "header", description="an ETag from an earlier answer: 304 while it is current")
+
+
 def _list_parameters(handler):
     for name, schema, description in [
         ("type", String(pattern=SLUG_PATTERN), "achievement type slug (repeatable)"),
@@ -119,6 +135,49 @@ def _item_response(request: Request, row, status: int = 200) -> HTTPResponse:
     return json_response(achievements.to_json(row), status=status, headers=headers)
 
 
+def _preconditions(request: Request) -> achievements.Preconditions:
+    headers = request.headers
+    return achievements.Preconditions(headers.getone("if-match", None), headers.getone("if-none-match", None))
+
+
+def _quota(request: Request) -> int:
+    return request.app.ctx.settings.max_achievements_per_user
+
+
+async def _type_checks(request: Request, data: dict, failed: set[str]) -> list[dict[str, str]]:
+    """The catalogue errors of a body that failed elsewhere, so one 422 lists them all. An
+    edit may keep its achievement's current type even after the type was deactivated."""
+    slug = data.get("type")
+    if "type" in failed or not isinstance(slug, str):
+        return []
+    current = None
+    achievement_id = request.match_info.get("achievement_id")
+    if achievement_id and request.method in ("PUT", "PATCH"):
+        parsed = uuid_or_none(achievement_id)
+        current = await achievements.current_type_of(current_user(request), parsed) if parsed else None
+    return await achievements.type_errors({"type": slug}, current_type=current)
+
+
+async def _batch_type_checks(request: Request, data: dict, failed: set[str]) -> list[dict[str, str]]:
+    items = data.get("items")
+    if not isinstance(items, list) or len(items) > 5000:
+        return []
+    slugs = {f"items[{i}].type": item["type"] for i, item in enumerate(items)
+             if isinstance(item, dict) and isinstance(item.get("type"), str)
+             and f"items[{i}].type" not in failed}
+    return await achievements.type_errors(slugs)
+
+
+def _patch_rules(body: AchievementPatch) -> list[dict[str, str]]:
+    return null_errors(body, NULLABLE)
+
+
+def _review_rules(body: ReviewIn) -> list[dict[str, str]]:
+    if body.decision == "rejected" and not (body.comment or "").strip():
+        return [{"field": "comment", "message": "is required when rejecting", "code": "required"}]
+    return []
+
+
 def _filter(request: Request, extra: set[str] = frozenset()) -> tuple[Query, achievements.AchievementFilter]:
     query = Query(request, achievements.LIST_PARAMS | extra, repeatable=frozenset({"type"}))
     return query, achievements.filter_from_query(query, current_user(request))
@@ -129,7 +188,9 @@ def _filter(request: Request, extra: set[str] = frozenset()) -> tuple[Query, ach
 @openapi.tag("achievements")
 @openapi.secured("bearer")
 @_list_parameters
+@IF_NONE_MATCH_READ
 @ok(200, ACHIEVEMENT_PAGE_SCHEMA, "A page of achievements")
+@openapi.response(304, description="Not modified (If-None-Match)")
 @problems(*PROTECTED, 403)
 async def list_achievements(request: Request):
     query, filt = _filter(request)
@@ -150,9 +211,10 @@ async def list_achievements(request: Request):
 @openapi.secured("bearer")
 @ok(201, ACHIEVEMENT_SCHEMA, "Created; Location and ETag headers point at it")
 @problems(*PROTECTED, 409, 413, 415, 422)
-@json_body(AchievementIn)
+@json_body(AchievementIn, checks=_type_checks)
 async def create_achievement(request: Request, body: AchievementIn):
-    row = await achievements.create(context_of(request), current_user(request), body.model_dump())
+    row = await achievements.create(context_of(request), current_user(request), body.model_dump(),
+                                    _quota(request))
     return _item_response(request, row, status=201)
 
 
@@ -162,62 +224,68 @@ async def create_achievement(request: Request, body: AchievementIn):
 @openapi.secured("bearer")
 @ok(201, BATCH_RESULT_SCHEMA, "All items were created; ids in item order")
 @problems(*PROTECTED, 409, 413, 415, 422)
-@json_body(BatchIn)
+@json_body(BatchIn, checks=_batch_type_checks)
 async def create_batch(request: Request, body: BatchIn):
     ids = await achievements.create_batch(context_of(request), current_user(request),
-                                          [item.model_dump() for item in body.items])
+                                          [item.model_dump() for item in body.items], _quota(request))
     return json_response({"created": len(ids), "ids": ids}, status=201)
 
 
 @bp.get("/export")
-@openapi.summary("Download achievements as CSV or JSON (list filters apply)")
+@openapi.summary("Download achievements as CSV, JSON or an Excel workbook (list filters apply)")
 @openapi.tag("achievements")
 @openapi.secured("bearer")
-@query("format", choice("csv", "json"), "csv (default) or json")
+@query("format", choice(*EXPORT_TYPES), "csv (default), json or xlsx")
 @_list_parameters
-@openapi.response(200, {"text/csv": {"type": "string"}, "application/json": EXPORT_JSON_SCHEMA},
+@openapi.response(200, {"text/csv": {"type": "string"}, "application/json": EXPORT_JSON_SCHEMA,
+                        XLSX: {"type": "string", "format": "binary"}},
                   "The file, as an attachment")
 @problems(*PROTECTED, 403)
 async def export(request: Request):
     query, filt = _filter(request, {"format"})
-    fmt = query.choice("format", ("csv", "json")) or "csv"
+    fmt = query.choice("format", tuple(EXPORT_TYPES)) or "csv"
     # Checked as the list checks them, though the export itself is never paged.
     query.int("limit", 20, 1, 100)
     query.cursor()
     cursors = request.app.ctx.cursors
-    first = await achievements.page(cursors, filt, 500, None, with_total=False)
-    content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
-    response = await request.respond(
-        content_type=content_type,
-        headers={"Content-Disposition": f'attachment; filename="achievements.{fmt}"',
-                 "Cache-Control": "no-store"},
-    )
-    result, first_chunk = first, True
+    headers = {"Content-Disposition": f'attachment; filename="achievements.{fmt}"', "Cache-Control": "no-store"}
+    if request.method == "HEAD":  # the headers of the download, without reading a row
+        return HTTPResponse(status=200, headers=headers, content_type=EXPORT_TYPES[fmt])
+    if fmt == "xlsx":
+        rows = [row async for row in _all_rows(cursors, filt)]
+        workbook = await asyncio.get_running_loop().run_in_executor(None, exports.xlsx_workbook, rows)
+        return HTTPResponse(workbook, headers=headers, content_type=EXPORT_TYPES[fmt])
+    response = await request.respond(content_type=EXPORT_TYPES[fmt], headers=headers)
     if fmt == "csv":
-        await response.send(_csv_rows([list(achievements.CSV_COLUMNS)]))
+        await response.send(exports.csv_lines([list(exports.COLUMNS)]))
+        async for rows in _pages(cursors, filt):
+            await response.send(exports.csv_lines([exports.csv_cells(r) for r in rows]))
     else:
         await response.send(b'{"items":[')
-    while True:
-        rows = result["rows"]
-        if fmt == "csv":
-            if rows:
-                await response.send(_csv_rows([achievements.csv_row(r) for r in rows]))
-        elif rows:
-            chunk = b",".join(dumps(achievements.to_json(r)) for r in rows)
-            await response.send(chunk if first_chunk else b"," + chunk)
-            first_chunk = False
-        if not result["next_cursor"]:
-            break
-        result = await achievements.page(cursors, filt, 500, result["next_cursor"], with_total=False)
-    if fmt == "json":
+        separator = b""
+        async for rows in _pages(cursors, filt):
+            await response.send(separator + b",".join(dumps(achievements.to_json(r)) for r in rows))
+            separator = b","
         await response.send(b"]}")
     await response.eof()
 
 
-def _csv_rows(rows: list[list[str]]) -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
-    return buffer.getvalue().encode("utf-8")
+async def _pages(cursors, filt: achievements.AchievementFilter, size: int = 500):
+    """Every matching row, a page (keyset) at a time; never an empty page."""
+    cursor = None
+    while True:
+        result = await achievements.page(cursors, filt, size, cursor, with_total=False)
+        if result["rows"]:
+            yield result["rows"]
+        cursor = result["next_cursor"]
+        if not cursor:
+            return
+
+
+async def _all_rows(cursors, filt: achievements.AchievementFilter):
+    async for rows in _pages(cursors, filt):
+        for row in rows:
+            yield row
 
 
 @bp.get("/stats")
@@ -237,6 +305,7 @@ async def stats(request: Request):
 @openapi.summary("One achievement")
 @openapi.tag("achievements")
 @openapi.secured("bearer")
+@IF_NONE_MATCH_READ
 @ok(200, ACHIEVEMENT_SCHEMA, "The achievement, with its ETag")
 @openapi.response(304, description="Not modified (If-None-Match)")
 @problems(*PROTECTED, 404)
@@ -250,13 +319,15 @@ async def get_achievement(request: Request, achievement_id: str):
 @openapi.summary("Replace the writable fields (owner only)")
 @openapi.tag("achievements")
 @openapi.secured("bearer")
+@if_match()
+@IF_NONE_MATCH_WRITE
 @ok(200, ACHIEVEMENT_SCHEMA, "The updated achievement")
 @problems(*PROTECTED, 403, 404, 409, 412, 413, 415, 422)
-@json_body(AchievementIn)
+@json_body(AchievementIn, checks=_type_checks)
 async def replace_achievement(request: Request, achievement_id: str, body: AchievementIn):
     changes = {"proof_url": None, "description": None, **body.model_dump()}
     row = await achievements.update(context_of(request), current_user(request), parse_uuid_or_404(achievement_id),
-                                    changes, request.headers.getone("if-match", None))
+                                    changes, _preconditions(request))
     return _item_response(request, row, status=200)
 
 
@@ -264,13 +335,15 @@ async def replace_achievement(request: Request, achievement_id: str, body: Achie
 @openapi.summary("Change some writable fields (owner only)")
 @openapi.tag("achievements")
 @openapi.secured("bearer")
+@if_match()
+@IF_NONE_MATCH_WRITE
 @ok(200, ACHIEVEMENT_SCHEMA, "The updated achievement")
 @problems(*PROTECTED, 403, 404, 409, 412, 413, 415, 422)
-@json_body(AchievementPatch, media_types=MERGE_PATCH)
+@json_body(AchievementPatch, media_types=MERGE_PATCH, rules=_patch_rules, checks=_type_checks)
 async def patch_achievement(request: Request, achievement_id: str, body: AchievementPatch):
-    changes = patch_changes(body, nullable=frozenset({"proof_url", "description"}))
+    changes = patch_changes(body, nullable=NULLABLE)
     row = await achievements.update(context_of(request), current_user(request), parse_uuid_or_404(achievement_id),
-                                    changes, request.headers.getone("if-match", None))
+                                    changes, _preconditions(request))
     return _item_response(request, row, status=200)
 
 
@@ -278,11 +351,13 @@ async def patch_achievement(request: Request, achievement_id: str, body: Achieve
 @openapi.summary("Delete (owner or admin)")
 @openapi.tag("achievements")
 @openapi.secured("bearer")
+@if_match()
+@IF_NONE_MATCH_WRITE
 @ok(204, None, "Deleted")
 @problems(*PROTECTED, 403, 404, 412)
 async def delete_achievement(request: Request, achievement_id: str):
     await achievements.delete(context_of(request), current_user(request), parse_uuid_or_404(achievement_id),
-                              request.headers.getone("if-match", None))
+                              _preconditions(request))
     return HTTPResponse(status=204)
 
 
@@ -290,14 +365,14 @@ async def delete_achievement(request: Request, achievement_id: str):
 @openapi.summary("Approve or reject (curator or admin; never one's own)")
 @openapi.tag("achievements")
 @openapi.secured("bearer")
+@if_match(required=True)
+@IF_NONE_MATCH_WRITE
 @ok(200, ACHIEVEMENT_SCHEMA, "The reviewed achievement")
-@problems(*PROTECTED, 403, 404, 412, 413, 415, 422)
+@problems(*PROTECTED, 403, 404, 412, 413, 415, 422, 428)
 @require_role("curator", "admin")
-@json_body(ReviewIn)
+@json_body(ReviewIn, rules=_review_rules)
 async def review_achievement(request: Request, achievement_id: str, body: ReviewIn):
     comment = body.comment.strip() if body.comment else None
-    if body.decision == "rejected" and not comment:
-        raise ValidationFailed([{"field": "comment", "message": "is required when rejecting"}])
     row = await achievements.review(context_of(request), current_user(request), parse_uuid_or_404(achievement_id),
-                                    body.decision, comment, request.headers.getone("if-match", None))
+                                    body.decision, comment or None, _preconditions(request))
     return _item_response(request, row, status=200)

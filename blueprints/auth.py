@@ -17,10 +17,10 @@ from service.audit import security_event
 from service.authn import bearer_token, current_user, user_for_token
 from service.context import context_of
 from service.edge import check_origin
-from service.errors import InvalidCredentials, TooManyRequests, Unauthorized, ValidationFailed
+from service.errors import Forbidden, InvalidCredentials, TooManyRequests, Unauthorized, ValidationFailed
 from service.jsonutil import json_response
 from service.passwords import MAX_LENGTH, MIN_LENGTH
-from service.validation import Body, SingleLine, json_body, trimmed
+from service.validation import Body, Secret, SingleLine, json_body, trimmed
 
 bp = Blueprint("auth", url_prefix="/auth")
 
@@ -29,7 +29,7 @@ COOKIE_PATH = "/api/v1/auth"
 
 
 # Also refused with 422: a common or easily guessed password (service/passwords.py).
-NewPassword = Annotated[SingleLine, Field(json_schema_extra={"minLength": MIN_LENGTH, "maxLength": MAX_LENGTH})]
+NewPassword = Annotated[Secret, Field(json_schema_extra={"minLength": MIN_LENGTH, "maxLength": MAX_LENGTH})]
 
 
 class RegisterBody(Body):
@@ -40,7 +40,7 @@ class RegisterBody(Body):
 
 class LoginBody(Body):
     email: SingleLine
-    password: SingleLine
+    password: Secret
 
 
 class ProfileBody(Body):
@@ -48,7 +48,7 @@ class ProfileBody(Body):
 
 
 class PasswordBody(Body):
-    current_password: SingleLine
+    current_password: Secret
     new_password: NewPassword
 
 
@@ -77,6 +77,17 @@ def _token_response(request: Request, issued: accounts.IssuedSession) -> HTTPRes
     return response
 
 
+async def _check_origin(request: Request) -> None:
+    """The CSRF check of the cookie endpoints; a refusal is a security event (bounded per IP)."""
+    try:
+        check_origin(request)
+    except Forbidden:
+        await security_event(request, "security.csrf_refused",
+                             details={"origin": request.headers.getone("origin", "")[:200],
+                                      "path": request.path})
+        raise
+
+
 @bp.post("/register", ctx_public=True)
 @openapi.summary("Create a student account")
 @openapi.tag("auth")
@@ -86,7 +97,7 @@ def _token_response(request: Request, issued: accounts.IssuedSession) -> HTTPRes
 async def register(request: Request, body: RegisterBody):
     limits = request.app.ctx.limits
     try:
-        await limits.enforce(limits.register_ip, "register-ip", context_of(request).ip)
+        await limits.enforce_ip(limits.register_ip, "register-ip", context_of(request).ip)
     except TooManyRequests:
         await security_event(request, "security.rate_limited", details={"limit": "register_ip"})
         raise
@@ -121,9 +132,15 @@ async def login(request: Request, body: LoginBody):
 @openapi.summary("Rotate the refresh cookie and get a new access token")
 @openapi.tag("auth")
 @ok(200, TOKEN_SCHEMA, "A new access token; the cookie is rotated")
-@problems(401, 403, 503)
+@problems(401, 403, 429, 503)
 async def refresh(request: Request):
-    check_origin(request)
+    await _check_origin(request)
+    limits = request.app.ctx.limits
+    try:
+        await limits.enforce_ip(limits.refresh_ip, "refresh-ip", context_of(request).ip)
+    except TooManyRequests:
+        await security_event(request, "security.rate_limited", details={"limit": "refresh_ip"})
+        raise
     token = request.cookies.get(COOKIE)
     if not token:
         raise Unauthorized("The refresh cookie is missing.")
@@ -138,7 +155,7 @@ async def refresh(request: Request):
 @ok(204, None, "Signed out; the cookie is cleared")
 @problems(401, 403, 503)
 async def logout(request: Request):
-    check_origin(request)
+    await _check_origin(request)
     token = bearer_token(request)
     if token:
         user = await user_for_token(request, token)
@@ -186,7 +203,11 @@ async def update_me(request: Request, body: ProfileBody):
 @problems(*PROTECTED, 403, 413, 415, 422)
 @json_body(PasswordBody)
 async def change_password(request: Request, body: PasswordBody):
-    await accounts.change_password(request.app.ctx.settings, request.app.ctx.limits,
-                                   context_of(request), current_user(request),
-                                   body.current_password, body.new_password)
+    try:
+        await accounts.change_password(request.app.ctx.settings, request.app.ctx.limits,
+                                       context_of(request), current_user(request),
+                                       body.current_password, body.new_password)
+    except TooManyRequests:
+        await security_event(request, "security.rate_limited", details={"limit": "password_change"})
+        raise
     return HTTPResponse(status=204)

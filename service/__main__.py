@@ -89,9 +89,9 @@ def cmd_create_admin(args: argparse.Namespace) -> None:
 
     password = os.environ.get("ADMIN_PASSWORD")
     try:
-        asyncio.run(create_admin(settings, args.email, args.full_name, password))
+        asyncio.run(create_admin(settings, args.email, args.full_name, password, promote=args.promote))
     except ValueError as exc:
-        _fail(str(exc))
+        _fail(str(exc), code=1)
 
 
 def cmd_seed_demo(args: argparse.Namespace) -> None:
@@ -116,9 +116,11 @@ def main(argv: list[str] | None = None) -> None:
     migrate = commands.add_parser("migrate", help="apply pending migrations to DATABASE_URL")
     migrate.set_defaults(func=cmd_migrate)
 
-    admin = commands.add_parser("create-admin", help="create or promote an admin")
+    admin = commands.add_parser("create-admin", help="create an admin (or, with --promote, promote one)")
     admin.add_argument("--email", required=True)
     admin.add_argument("--full-name", required=True)
+    admin.add_argument("--promote", action="store_true",
+                       help="make an existing account an admin, replace its password, revoke its sessions")
     admin.set_defaults(func=cmd_create_admin)
 
     demo = commands.add_parser("seed-demo", help="fill the database with demo data")

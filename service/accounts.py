@@ -22,7 +22,7 @@ from service.errors import (
     ValidationFailed,
 )
 from service.jsonutil import iso
-from service.passwords import hash_password, password_problem, verify_password
+from service.passwords import hash_password, needs_rehash, password_problem, verify_password
 from service.ratelimit import RateLimits
 from service.settings import Settings
 from service.tokens import hash_refresh_token, issue_access_token, new_refresh_token
@@ -110,8 +110,10 @@ async def login(settings: Settings, limits: RateLimits, ctx: RequestContext, ema
                 password: str, on_limited) -> IssuedSession:
     email = normalise_email(email)
     try:
-        await limits.enforce(limits.login_ip, "login-ip", ctx.ip)
-        await limits.enforce(limits.login_account, "login-account", email, count=False)
+        await limits.enforce_ip(limits.login_ip, "login-ip", ctx.ip)
+        # Consumed before the password is checked (an atomic increment, in Redis too): of N
+        # simultaneous attempts on one account at most the limit's amount are ever evaluated.
+        await limits.enforce(limits.login_account, "login-account", email)
     except TooManyRequests:
         await on_limited({"limit": "login", "email": email[:254]})
         raise
@@ -121,18 +123,37 @@ async def login(settings: Settings, limits: RateLimits, ctx: RequestContext, ema
     row = rows[0] if rows else None
     ok = await verify_password(password, row["password_hash"] if row else None, settings.bcrypt_rounds)
     if not ok or not row["is_active"]:
-        await limits.hit(limits.login_account, "login-account", email)
         raise InvalidCredentials()
     await limits.reset(limits.login_account, "login-account", email)
+    upgraded = None
+    if needs_rehash(row["password_hash"], settings.bcrypt_rounds):
+        upgraded = await hash_password(password, settings.bcrypt_rounds)
     async with transaction() as conn:
+        if upgraded is not None:
+            # Only if the hash is still the one verified (a concurrent change wins).
+            await conn.execute_query(
+                "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
+                [row["id"], row["password_hash"], upgraded])
+        await prune_refresh_tokens(conn, row["id"])
         session_id, token, max_age = await _create_session(conn, settings, row["id"])
         await audit.record(conn, ctx, "auth.login.succeeded", actor_id=row["id"],
-                           target_type="session", target_id=session_id)
+                           target_type="session", target_id=session_id,
+                           details={"hash_upgraded": True} if upgraded else None)
     return IssuedSession(
         access_token=issue_access_token(settings, row["id"], session_id),
         refresh_token=token, refresh_max_age=max_age, user=user_json(row),
         expires_in=settings.access_token_ttl,
     )
+
+
+async def prune_refresh_tokens(conn, user_id: uuid.UUID) -> None:
+    """Forget the refresh tokens of the user's ended sessions: only a live session needs its
+    used tokens (to detect reuse), and a session revoked for reuse keeps them until it expires
+    so that every later refresh with one of them is still recognised as that session's."""
+    await conn.execute_query(
+        "DELETE FROM refresh_tokens t USING sessions s WHERE t.session_id = s.id AND s.user_id = $1 "
+        "AND (s.expires_at <= now() OR (s.revoked_at IS NOT NULL "
+        "AND s.revoked_reason IS DISTINCT FROM 'refresh_reuse'))", [user_id])
 
 
 async def refresh(settings: Settings, ctx: RequestContext, token: str) -> IssuedSession:
@@ -200,6 +221,7 @@ async def logout(ctx: RequestContext, session_id: uuid.UUID, user_id: uuid.UUID)
             "UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout' "
             "WHERE id = $1 AND revoked_at IS NULL", [session_id],
         )
+        await prune_refresh_tokens(conn, user_id)
         await audit.record(conn, ctx, "auth.logout", actor_id=user_id,
                            target_type="session", target_id=session_id)
 
@@ -217,18 +239,20 @@ async def update_profile(ctx: RequestContext, user: CurrentUser, full_name: str)
 
 async def change_password(settings: Settings, limits: RateLimits, ctx: RequestContext,
                           user: CurrentUser, current: str, new: str) -> None:
-    await limits.enforce(limits.login_account, "login-account", user.email, count=False)
+    # Consumed before the current password is checked, like a login (the caller audits a 429).
+    await limits.enforce(limits.login_account, "login-account", user.email)
     rows = await connection().execute_query_dict(
         "SELECT password_hash FROM users WHERE id = $1", [user.id])
     if not await verify_password(current, rows[0]["password_hash"] if rows else None,
                                  settings.bcrypt_rounds):
-        await limits.hit(limits.login_account, "login-account", user.email)
-        async with transaction() as conn:
-            await audit.record(conn, ctx, "auth.password.changed", outcome="failure",
-                               target_type="user", target_id=user.id,
-                               details={"reason": "wrong_current_password"})
+        await _password_change_refused(ctx, user, "wrong_current_password")
         raise Forbidden("The current password is incorrect.")
-    _check_new_password(new, user.email, user.full_name, "new_password")
+    await limits.reset(limits.login_account, "login-account", user.email)
+    try:
+        _check_new_password(new, user.email, user.full_name, "new_password")
+    except ValidationFailed:
+        await _password_change_refused(ctx, user, "weak_new_password")
+        raise
     new_hash = await hash_password(new, settings.bcrypt_rounds)
     async with transaction() as conn:
         await conn.execute_query(
@@ -238,5 +262,12 @@ async def change_password(settings: Settings, limits: RateLimits, ctx: RequestCo
             "WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL RETURNING id",
             [user.id, user.session_id],
         )
+        await prune_refresh_tokens(conn, user.id)
         await audit.record(conn, ctx, "auth.password.changed", target_type="user", target_id=user.id,
                            details={"sessions_revoked": len(revoked)})
+
+
+async def _password_change_refused(ctx: RequestContext, user: CurrentUser, reason: str) -> None:
+    async with transaction() as conn:
+        await audit.record(conn, ctx, "auth.password.changed", outcome="failure",
+                           target_type="user", target_id=user.id, details={"reason": reason})

@@ -23,6 +23,8 @@ from service.errors import (
     Forbidden,
     NotFound,
     PreconditionFailed,
+    PreconditionRequired,
+    QuotaExceeded,
     ValidationFailed,
 )
 from service.jsonutil import iso
@@ -95,6 +97,24 @@ def none_match(header: str | None, etag: str) -> bool:
     return "*" in candidates or etag in candidates
 
 
+@dataclass(frozen=True)
+class Preconditions:
+    """What a conditional write (RFC 9110 13.1) asks of the current version."""
+
+    if_match: str | None = None
+    if_none_match: str | None = None
+
+    def check(self, row: Mapping[str, Any], *, require_match: bool = False) -> None:
+        """412 when a precondition fails (If-None-Match that matches, ``*`` included, fails
+        a write), 428 when ``If-Match`` is required and missing; nothing is written then."""
+        etag = etag_of(row)
+        if require_match and (self.if_match is None or self.if_match.strip() == "*"):
+            # "*" names no version: it would let a curator judge content they never saw.
+            raise PreconditionRequired("Send If-Match with the ETag of the version you reviewed.")
+        if not etag_matches(self.if_match, etag) or none_match(self.if_none_match, etag):
+            raise PreconditionFailed()
+
+
 # --- field rules shared with validation ---------------------------------------------------------
 
 _HOST_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", re.IGNORECASE)
@@ -159,9 +179,37 @@ async def active_types(conn=None) -> dict[str, str]:
 async def _category_for(conn, slug: str, current_type: str | None = None) -> str:
     rows = await conn.execute_query_dict(
         "SELECT category, is_active FROM achievement_types WHERE slug = $1", [slug])
-    if not rows or (not rows[0]["is_active"] and slug != current_type):
-        raise ValidationFailed([{"field": "type", "message": "is not an active achievement type"}])
+    error = _type_error("type", rows[0]["is_active"] if rows else None, slug == current_type)
+    if error:
+        raise ValidationFailed([error])
     return rows[0]["category"]
+
+
+def _type_error(field: str, is_active: bool | None, is_current: bool = False) -> dict[str, str] | None:
+    """The error for a type slug that is unknown (``is_active`` None) or inactive; an
+    achievement may keep its current type after the type was deactivated."""
+    if is_active is None:
+        return {"field": field, "message": "is not a known achievement type", "code": "unknown_type"}
+    if not is_active and not is_current:
+        return {"field": field, "message": "is not an active achievement type", "code": "inactive_type"}
+    return None
+
+
+async def type_errors(slugs: Mapping[str, str], current_type: str | None = None) -> list[dict[str, str]]:
+    """Errors for the type slugs of ``slugs`` (field path -> slug), in one query."""
+    if not slugs:
+        return []
+    rows = await fetch("SELECT slug, is_active FROM achievement_types WHERE slug = ANY($1::text[])",
+                       sorted(set(slugs.values())))
+    active = {row["slug"]: row["is_active"] for row in rows}
+    errors = [_type_error(field, active.get(slug), slug == current_type) for field, slug in slugs.items()]
+    return [error for error in errors if error]
+
+
+async def current_type_of(user: CurrentUser, achievement_id: uuid.UUID) -> str | None:
+    """The type of the caller's own achievement (None for anyone else's: nothing leaks)."""
+    rows = await fetch("SELECT type FROM achievements WHERE id = $1 AND owner_id = $2", achievement_id, user.id)
+    return rows[0]["type"] if rows else None
 
 
 # --- loading with object-level authorization -----------------------------------------------------
@@ -215,33 +263,39 @@ async def _existing_id(conn, owner_id, type_, date, title) -> uuid.UUID | None:
     return rows[0]["id"] if rows else None
 
 
-async def create(ctx: RequestContext, user: CurrentUser, data: dict[str, Any]) -> dict[str, Any]:
+async def create(ctx: RequestContext, user: CurrentUser, data: dict[str, Any], quota: int) -> dict[str, Any]:
     async with transaction() as conn:
-        # The category comes from the (active) type in the same statement: one round trip.
+        # The category comes from the (active) type and the quota is checked in the same
+        # statement: one round trip. (Creates of one user running at the same moment may each
+        # see the count before the others: the quota can be passed by at most that many rows,
+        # which the per-user request limit and the pool size bound. A batch locks instead.)
         rows = await conn.execute_query_dict(
             f"INSERT INTO achievements (id, owner_id, title, type, category, date, proof_url, description) "
             f"SELECT $1, $2, $3, t.slug, t.category, $5, $6, $7 FROM achievement_types t "
             f"WHERE t.slug = $4 AND t.is_active "
+            f"AND (SELECT count(*) FROM achievements WHERE owner_id = $2) < $8 "
             f"ON CONFLICT (owner_id, type, date, title_key) DO NOTHING RETURNING {COLUMNS}",
             [uuid.uuid4(), user.id, data["title"], data["type"], data["date"],
-             data.get("proof_url"), data.get("description")])
+             data.get("proof_url"), data.get("description"), quota])
         if not rows:
             await _category_for(conn, data["type"])  # 422 when the type is unknown or inactive
             existing = await _existing_id(conn, user.id, data["type"], data["date"], data["title"])
-            raise Conflict("You already recorded this achievement.", existing_id=str(existing))
+            if existing is not None:
+                raise Conflict("You already recorded this achievement.", existing_id=str(existing),
+                               code="duplicate_achievement")
+            raise QuotaExceeded(quota)
         row = rows[0]
         await audit.record(conn, ctx, "achievement.created", target_type="achievement", target_id=row["id"])
     return row
 
 
 async def update(ctx: RequestContext, user: CurrentUser, achievement_id: uuid.UUID, changes: dict[str, Any],
-                 if_match: str | None) -> dict[str, Any]:
+                 preconditions: Preconditions) -> dict[str, Any]:
     """Apply ``changes`` (the writable fields to set) for the owner."""
     try:
         async with transaction() as conn:
             row = authorize(user, await _load(conn, achievement_id, lock=True), "edit")
-            if not etag_matches(if_match, etag_of(row)):
-                raise PreconditionFailed()
+            preconditions.check(row)
             new = {f: changes.get(f, row[f]) for f in CONTENT_FIELDS}
             changed = [f for f in CONTENT_FIELDS if new[f] != row[f]]
             if not changed:
@@ -252,7 +306,8 @@ async def update(ctx: RequestContext, user: CurrentUser, achievement_id: uuid.UU
             if {"title", "type", "date"} & set(changed):
                 existing = await _existing_id(conn, user.id, new["type"], new["date"], new["title"])
                 if existing is not None and existing != row["id"]:
-                    raise Conflict("You already recorded this achievement.", existing_id=str(existing))
+                    raise Conflict("You already recorded this achievement.", existing_id=str(existing),
+                                   code="duplicate_achievement")
             rows = await conn.execute_query_dict(
                 "UPDATE achievements SET title = $2, type = $3, category = $4, date = $5, proof_url = $6, "
                 "description = $7, status = 'pending', review_decision = NULL, review_comment = NULL, "
@@ -271,26 +326,26 @@ async def update(ctx: RequestContext, user: CurrentUser, achievement_id: uuid.UU
             raise
         existing = await _existing_id(connection(), user.id, changes.get("type"), changes.get("date"),
                                       changes.get("title"))
-        raise Conflict("You already recorded this achievement.",
+        raise Conflict("You already recorded this achievement.", code="duplicate_achievement",
                        existing_id=str(existing) if existing else None) from None
 
 
-async def delete(ctx: RequestContext, user: CurrentUser, achievement_id: uuid.UUID, if_match: str | None) -> None:
+async def delete(ctx: RequestContext, user: CurrentUser, achievement_id: uuid.UUID,
+                 preconditions: Preconditions) -> None:
     async with transaction() as conn:
         row = authorize(user, await _load(conn, achievement_id, lock=True), "delete")
-        if not etag_matches(if_match, etag_of(row)):
-            raise PreconditionFailed()
+        preconditions.check(row)
         await conn.execute_query("DELETE FROM achievements WHERE id = $1", [row["id"]])
         await audit.record(conn, ctx, "achievement.deleted", target_type="achievement", target_id=row["id"],
                            details={"owner_id": str(row["owner_id"]), "title": row["title"][:200]})
 
 
 async def review(ctx: RequestContext, user: CurrentUser, achievement_id: uuid.UUID, decision: str,
-                 comment: str | None, if_match: str | None = None) -> dict[str, Any]:
+                 comment: str | None, preconditions: Preconditions) -> dict[str, Any]:
+    """Judge the version the reviewer saw: If-Match is required (428 without it)."""
     async with transaction() as conn:
         row = authorize(user, await _load(conn, achievement_id, lock=True), "review")
-        if not etag_matches(if_match, etag_of(row)):
-            raise PreconditionFailed()
+        preconditions.check(row, require_match=True)
         rows = await conn.execute_query_dict(
             "UPDATE achievements SET status = $2, review_decision = $2, review_comment = $3, reviewer_id = $4, "
             "reviewed_at = now(), version = version + 1, updated_at = now() "
@@ -303,36 +358,49 @@ async def review(ctx: RequestContext, user: CurrentUser, achievement_id: uuid.UU
 
 # --- batch --------------------------------------------------------------------------------------
 
-async def create_batch(ctx: RequestContext, user: CurrentUser, items: list[dict[str, Any]]) -> list[str]:
+async def create_batch(ctx: RequestContext, user: CurrentUser, items: list[dict[str, Any]],
+                       quota: int) -> list[str]:
     """All-or-nothing import: one validation pass, one duplicate query, one INSERT."""
-    types = await active_types()
-    errors = [{"field": f"items[{i}].type", "message": "is not an active achievement type"}
-              for i, item in enumerate(items) if item["type"] not in types]
+    errors = await type_errors({f"items[{i}].type": item["type"] for i, item in enumerate(items)})
     if errors:
         raise ValidationFailed(errors)
-    keys = [(item["type"], item["date"], item["title"].strip().lower()) for item in items]
-    first_seen: dict[tuple, int] = {}
-    duplicates: set[int] = set()
-    for index, key in enumerate(keys):
-        if key in first_seen:
-            duplicates.update((first_seen[key], index))
-        else:
-            first_seen[key] = index
+    types = await active_types()
     ids = [uuid.uuid4() for _ in items]
     async with transaction() as conn:
+        # One import at a time per user, so the quota holds against concurrent imports.
+        await conn.execute_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [str(user.id)])
+        # Title keys by the database's own case rule (Python's lower() differs: final sigma).
+        keys = await conn.execute_query_dict(
+            "SELECT t.idx, lower(btrim(t.title)) AS title_key FROM unnest($1::text[], $2::int[]) "
+            "AS t(title, idx) ORDER BY t.idx",
+            [[i["title"] for i in items], list(range(len(items)))])
+        first_seen: dict[tuple, int] = {}
+        duplicates: set[int] = set()
+        for item, key_row in zip(items, keys, strict=True):
+            key = (item["type"], item["date"], key_row["title_key"])
+            index = key_row["idx"]
+            if key in first_seen:
+                duplicates.update((first_seen[key], index))
+            else:
+                first_seen[key] = index
         clashes = await conn.execute_query_dict(
             "SELECT t.idx, a.id FROM unnest($2::text[], $3::date[], $4::text[], $5::int[]) "
-            "AS t(type, date, title_key, idx) JOIN achievements a ON a.owner_id = $1 AND a.type = t.type "
-            "AND a.date = t.date AND a.title_key = t.title_key ORDER BY t.idx",
-            [user.id, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
-             list(range(len(keys)))])
+            "AS t(type, date, title, idx) JOIN achievements a ON a.owner_id = $1 AND a.type = t.type "
+            "AND a.date = t.date AND a.title_key = lower(btrim(t.title)) ORDER BY t.idx",
+            [user.id, [i["type"] for i in items], [i["date"] for i in items], [i["title"] for i in items],
+             list(range(len(items)))])
         if duplicates or clashes:
             existing = {row["idx"]: str(row["id"]) for row in clashes}
             raise Conflict(
                 "Some items already exist or repeat each other; nothing was imported.",
+                code="duplicate_achievement",
                 duplicates=sorted(duplicates | set(existing)),
                 existing_ids=[existing[i] for i in sorted(existing)],
             )
+        held = await conn.execute_query_dict("SELECT count(*) AS n FROM achievements WHERE owner_id = $1",
+                                             [user.id])
+        if held[0]["n"] + len(items) > quota:
+            raise QuotaExceeded(quota)
         inserted = await conn.execute_query_dict(
             "INSERT INTO achievements (id, owner_id, title, type, category, date, proof_url, description) "
             "SELECT t.id, $1, t.title, t.type, t.category, t.date, t.proof_url, t.description FROM unnest("
@@ -343,7 +411,8 @@ async def create_batch(ctx: RequestContext, user: CurrentUser, items: list[dict[
              [types[i["type"]] for i in items], [i["date"] for i in items],
              [i.get("proof_url") for i in items], [i.get("description") for i in items]])
         if len(inserted) != len(items):  # a concurrent insert won a race: undo everything
-            raise Conflict("Some items were recorded concurrently; nothing was imported.", duplicates=[])
+            raise Conflict("Some items were recorded concurrently; nothing was imported.",
+                           code="duplicate_achievement", duplicates=[])
         await audit.record(conn, ctx, "achievement.batch_created", target_type="user", target_id=user.id,
                            details={"count": len(items)})
     return [str(i) for i in ids]
@@ -382,8 +451,8 @@ class AchievementFilter:
         if self.date_to:
             add("date <= {}", self.date_to)
         if self.q:
-            escaped = self.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            add("title_key LIKE {}", f"%{escaped}%")
+            escaped = self.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            add("title_key LIKE lower({})", f"%{escaped}%")  # the database's case rule, as title_key
         return (" AND ".join(clauses) or "TRUE"), params
 
     def scope(self) -> str:
@@ -490,19 +559,3 @@ async def stats(filt: AchievementFilter) -> dict[str, Any]:
             by_year[str(row["year"])] = row["n"]
     return {"total": sum(by_status.values()), "by_category": by_category, "by_status": by_status,
             "by_year": dict(sorted(by_year.items()))}
-
-
-CSV_COLUMNS = ("id", "title", "type", "category", "date", "proof_url", "description", "status",
-               "created_at", "updated_at")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _neutralise(value: Any) -> str:
-    """Spreadsheets run cells starting with these characters as formulas: make them text."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
-def csv_row(row: Mapping[str, Any]) -> list[str]:
-    data = to_json(row)
-    return [_neutralise(data[column]) for column in CSV_COLUMNS]

@@ -55,9 +55,10 @@ async def list_users(cursors: Cursors, query: Query) -> dict[str, Any]:
     is_active = query.boolean("is_active")
     limit = query.int("limit", 20, 1, 100)
     if q:
-        escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         params.append(f"%{escaped}%")
-        clauses.append(f"(email LIKE ${len(params)} OR lower(full_name) LIKE ${len(params)})")
+        # lower() of the database on both sides: one case rule (Python's differs, e.g. final sigma).
+        clauses.append(f"(email LIKE lower(${len(params)}) OR lower(full_name) LIKE lower(${len(params)}))")
     if role:
         params.append(role)
         clauses.append(f"role = ${len(params)}")
@@ -72,13 +73,21 @@ async def list_users(cursors: Cursors, query: Query) -> dict[str, Any]:
 async def update_user(ctx: RequestContext, admin: CurrentUser, user_id: uuid.UUID,
                       changes: dict[str, Any]) -> dict[str, Any]:
     async with transaction() as conn:
+        # The active admins are locked first, in id order, by every change of a role or an
+        # account state: two admins demoting each other at the same moment then queue (no
+        # deadlock), and the second sees the first's change, so one admin always remains.
+        admins = [row["id"] for row in await conn.execute_query_dict(
+            "SELECT id FROM users WHERE role = 'admin' AND is_active ORDER BY id FOR UPDATE", [])]
         rows = await conn.execute_query_dict(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1 FOR UPDATE", [user_id])
         if not rows:
             raise NotFound("No such user.")
         before = rows[0]
         if user_id == admin.id and (changes.get("role", "admin") != "admin" or changes.get("is_active") is False):
-            raise Conflict("You cannot demote or deactivate yourself.")
+            raise Conflict("You cannot demote or deactivate yourself.", code="self_demotion")
         after = {**before, **changes}
+        if user_id in admins and not (after["role"] == "admin" and after["is_active"]) \
+                and not any(other != user_id for other in admins):
+            raise Conflict("The last active admin cannot be demoted or deactivated.", code="last_admin")
         diff = {k: [before[k], after[k]] for k in changes if before[k] != after[k]}
         if not diff:
             return user_json(before)

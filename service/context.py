@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sanic.request import Request
 
+from service.jsonutil import clean_text
 from service.requestctx import client_ip_of, request_id_of
 
 
@@ -42,6 +43,6 @@ def context_of(request: Request) -> RequestContext:
     return RequestContext(
         request_id=request_id_of(request),
         ip=client_ip_of(request),
-        user_agent=request.headers.getone("user-agent", "")[:256],
+        user_agent=clean_text(request.headers.getone("user-agent", "")[:256]),
         user=getattr(request.ctx, "user", None),
     )

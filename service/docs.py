@@ -72,18 +72,22 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "status": {"type": "integer"},
         "detail": {"type": "string"},
         "request_id": {"type": "string"},
+        "code": {"type": "string", "description": "A stable snake_case code, e.g. `validation_failed`, "
+                 "`duplicate_achievement`, `email_taken`, `precondition_required`, `quota_exceeded`."},
         "errors": {
             "description": "Validation errors (422), one per failing field, e.g. `items[17].date`.",
             "type": "array",
             "items": {
                 "type": "object",
-                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"},
+                               "code": {"type": "string"}},
                 "required": ["field", "message"],
             },
         },
         "existing_id": {"type": "string", "format": "uuid"},
         "duplicates": {"type": "array", "items": {"type": "integer"}},
         "existing_ids": {"type": "array", "items": {"type": "string", "format": "uuid"}},
+        "quota": {"type": "integer", "description": "With `quota_exceeded`: the most a user may hold."},
     },
 }
 
@@ -93,11 +97,13 @@ PROBLEM_DESCRIPTIONS = {
     403: "The caller's role may not do this",
     404: "No such resource, or not visible to the caller",
     405: "Method not allowed",
-    409: "Duplicate or state conflict",
-    412: "If-Match is stale",
+    409: "Duplicate, quota exceeded or state conflict",
+    408: "The body did not arrive in time",
+    412: "If-Match is stale, or If-None-Match matches the current version",
     413: "Body too large",
     415: "Body is not JSON",
     422: "Body failed validation",
+    428: "If-Match is required",
     429: "Rate limited (see Retry-After)",
     503: "Database unavailable",
 }

@@ -35,7 +35,7 @@ HSTS = "max-age=31536000; includeSubDomains"
 
 
 CORS_ALLOW_HEADERS = ("authorization", "content-type", "if-match", "if-none-match", "x-request-id")
-CORS_EXPOSE_HEADERS = ("etag", "location", "x-request-id", "retry-after",
+CORS_EXPOSE_HEADERS = ("etag", "location", "x-request-id", "retry-after", "content-disposition",
                        "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset")
 CORS_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
@@ -62,10 +62,16 @@ class JournalRequest(Request):
         # Sanic counts body time as handler time (RESPONSE_TIMEOUT, answered with 503); a
         # stalled upload is the client's fault, so answer it with 408 just before that.
         idle = max(0.5, min(config.REQUEST_TIMEOUT, config.RESPONSE_TIMEOUT - 1))
+        # A body that trickles in (a byte now and then, never idle for long) must still
+        # arrive whole within REQUEST_BODY_TIMEOUT, or one client holds a worker's slot forever.
+        deadline = time.monotonic() + self.app.ctx.settings.request_body_timeout
         chunks = []
         while stream.request_body:
+            remaining = deadline - time.monotonic()
             try:
-                data = await asyncio.wait_for(stream.read(), idle)
+                if remaining <= 0:
+                    raise TimeoutError
+                data = await asyncio.wait_for(stream.read(), min(idle, remaining))
             except TimeoutError:
                 stream.keep_alive = False
                 stream.request_body = None  # nothing more is read from this connection

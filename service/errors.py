@@ -26,6 +26,8 @@ class ApiError(Exception):
     status = 500
     type = "about:blank"
     title: str | None = None
+    # A stable snake_case code a client can branch on (the texts may change and be translated).
+    code = "internal_error"
     # Set when the refusal is an access-control decision worth an audit event
     # (e.g. a student probing someone else's achievement gets a plain 404).
     denied_reason: str | None = None
@@ -40,6 +42,8 @@ class ApiError(Exception):
         super().__init__(detail)
         self.detail = detail or HTTPStatus(self.status).phrase
         self.headers = headers or {}
+        if "code" in extra:
+            self.code = extra.pop("code")
         self.extra = extra
 
     def problem(self) -> dict[str, Any]:
@@ -48,16 +52,19 @@ class ApiError(Exception):
             "title": self.title or HTTPStatus(self.status).phrase,
             "status": self.status,
             "detail": self.detail,
+            "code": self.code,
             **self.extra,
         }
 
 
 class BadRequest(ApiError):
+    code = "bad_request"
     status = 400
 
 
 class Unauthorized(ApiError):
     status = 401
+    code = "unauthorized"
 
     def __init__(self, detail: str = "Authentication is required.", *, error: str | None = None, **kw):
         challenge = "Bearer"
@@ -70,44 +77,65 @@ class InvalidCredentials(ApiError):
     """One body for unknown email, wrong password and deactivated account."""
 
     status = 401
+    code = "invalid_credentials"
 
     def __init__(self) -> None:
         super().__init__("The email or password is incorrect.")
 
 
 class Forbidden(ApiError):
+    code = "forbidden"
     status = 403
 
 
 class NotFound(ApiError):
     status = 404
+    code = "not_found"
 
     def __init__(self, detail: str = "The resource does not exist.", **kw):
         super().__init__(detail, **kw)
 
 
 class Conflict(ApiError):
+    code = "conflict"
     status = 409
 
 
 class PreconditionFailed(ApiError):
     status = 412
+    code = "precondition_failed"
 
     def __init__(self, detail: str = "The resource has changed; fetch it again.", **kw):
         super().__init__(detail, **kw)
 
 
+class PreconditionRequired(ApiError):
+    status = 428
+    code = "precondition_required"
+
+
+class QuotaExceeded(ApiError):
+    status = 409
+    code = "quota_exceeded"
+
+    def __init__(self, quota: int):
+        super().__init__(f"You may hold at most {quota} achievements.", quota=quota)
+
+
 class PayloadTooLarge(ApiError):
+    code = "payload_too_large"
     status = 413
 
 
 class UnsupportedMediaType(ApiError):
+    code = "unsupported_media_type"
     status = 415
 
 
 class ValidationFailed(ApiError):
     status = 422
     title = "Validation failed"
+    code = "validation_failed"
 
     def __init__(self, errors: list[dict[str, str]], detail: str = "The request body is invalid."):
         super().__init__(detail, errors=errors)
@@ -115,6 +143,7 @@ class ValidationFailed(ApiError):
 
 class TooManyRequests(ApiError):
     status = 429
+    code = "rate_limited"
 
     def __init__(self, retry_after: int, headers: dict[str, str] | None = None):
         retry_after = max(1, int(retry_after))
@@ -126,6 +155,7 @@ class TooManyRequests(ApiError):
 
 class ServiceUnavailable(ApiError):
     status = 503
+    code = "service_unavailable"
 
     def __init__(self, detail: str = "The service is temporarily unavailable.", **kw):
         super().__init__(detail, headers={"Retry-After": "5"}, **kw)
@@ -152,6 +182,17 @@ _SANIC_DETAIL = {
     413: "The request body is too large.",
     416: "The range is not satisfiable.",
     417: "The expectation cannot be met.",
+}
+
+
+_SANIC_CODE = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    413: "payload_too_large",
+    416: "range_not_satisfiable",
+    417: "expectation_failed",
 }
 
 
@@ -190,6 +231,7 @@ def to_api_error(exception: BaseException, request: Request | None = None) -> Ap
             return _internal()
         error = ApiError(_SANIC_DETAIL.get(status, HTTPStatus(status).phrase))
         error.status = status
+        error.code = _SANIC_CODE.get(status, "bad_request")
         headers = dict(getattr(exception, "headers", None) or {})
         allowed = getattr(exception, "allowed_methods", None)
         if status == 405 and not allowed and request is not None:

@@ -19,7 +19,36 @@ def _default(value: Any) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=_default, option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC)
+    try:
+        return orjson.dumps(value, default=_default, option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC)
+    except orjson.JSONEncodeError:
+        # A lone surrogate (header bytes that were not UTF-8, decoded with surrogateescape)
+        # is no JSON: replace it rather than lose the document (a log line, an audit row).
+        return orjson.dumps(scrub(value), default=_default, option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC)
+
+
+def clean_text(value: str) -> str:
+    """``value`` with every undecodable byte (a lone surrogate) replaced by U+FFFD."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        pass
+    try:  # bytes Sanic decoded with surrogateescape: back to bytes, then decoded leniently
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # any other lone surrogate
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+def scrub(value: Any) -> Any:
+    """A copy of ``value`` whose strings are all valid UTF-8 (see :func:`clean_text`)."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {scrub(k): scrub(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [scrub(v) for v in value]
+    return value
 
 
 def loads(raw: bytes | str) -> Any:

@@ -13,6 +13,8 @@ import time
 
 import orjson
 
+from service.jsonutil import scrub
+
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
 
@@ -35,7 +37,10 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
+        try:
+            return orjson.dumps(entry, default=str).decode()
+        except orjson.JSONEncodeError:  # undecodable header bytes: replaced, never the line lost
+            return orjson.dumps(scrub(entry), default=str).decode()
 
 
 def setup_logging(level: str = "INFO") -> None:

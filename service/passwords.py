@@ -26,6 +26,8 @@ from functools import lru_cache
 
 import bcrypt
 
+from service.text import is_blank
+
 _PREHASH_KEY = b"achievement-journal/password/v1"
 MIN_LENGTH = 8
 MAX_LENGTH = 256
@@ -50,17 +52,29 @@ def prehash(password: str) -> bytes:
 
 
 def password_problem(password: str, context_words: tuple[str, ...] = ()) -> str | None:
-    """Why a new password is refused, or None when it is acceptable."""
+    """Why a new password is refused, or None when it is acceptable. Lengths are counted
+    after NFC normalisation (what is hashed), so combining sequences count once."""
+    password = unicodedata.normalize("NFC", password)
     if len(password) < MIN_LENGTH:
         return f"must be at least {MIN_LENGTH} characters"
     if len(password) > MAX_LENGTH:
         return f"must be at most {MAX_LENGTH} characters"
+    if is_blank(password):
+        return "must contain visible characters"
     lowered = password.lower()
     core = _CORE.sub("", lowered).strip()
     banned = set(_COMMON) | {w.lower() for w in context_words if len(w) >= 3}
     if lowered in banned or not core or core in banned:
         return "is too common or too easy to guess"
     return None
+
+
+def needs_rehash(password_hash: str, rounds: int) -> bool:
+    """True for a bcrypt hash of lower cost than configured (upgraded at the next login)."""
+    try:
+        return int(password_hash.split("$")[2]) < rounds
+    except (IndexError, ValueError):
+        return False
 
 
 def hash_password_sync(password: str, rounds: int) -> str:

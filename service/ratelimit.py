@@ -9,6 +9,7 @@ worker rather than vanishing, and the audit bounding keeps working.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import time
@@ -66,6 +67,22 @@ class RateLimits:
         self.login_account = _item(settings.rate_limit_login_account)
         self.register_ip = _item(settings.rate_limit_register_ip)
         self.api_user = _item(settings.rate_limit_api_user)
+        self.refresh_ip = _item(settings.rate_limit_refresh_ip)
+        self.public_ip = _item(settings.rate_limit_public_ip)
+        self.trusted_networks = settings.rate_limit_trusted_networks
+        self.trusted_multiplier = settings.rate_limit_trusted_multiplier
+
+    def for_ip(self, item: RateLimitItem | None, ip: str) -> RateLimitItem | None:
+        """A per-IP limit as it applies to ``ip``: multiplied for a trusted campus network,
+        where a whole class shares one public address. (Per-account and per-user limits
+        never go through here: they are never relaxed.)"""
+        if item is None or not self.trusted_networks or not _in_networks(ip, self.trusted_networks):
+            return item
+        return type(item)(item.amount * self.trusted_multiplier, item.multiples, item.namespace)
+
+    async def enforce_ip(self, item: RateLimitItem | None, name: str, ip: str) -> Decision | None:
+        """Count one request of ``ip`` against a per-IP limit; 429 when exhausted."""
+        return await self.enforce(self.for_ip(item, ip), name, ip)
 
     async def _run(self, operation: Callable[[FixedWindowRateLimiter, Storage], Awaitable[Any]]) -> Any:
         """Run ``operation`` on the shared store, or on local memory while it is down."""
@@ -159,6 +176,16 @@ def _report(decision: Decision) -> None:
     if current is None or decision.remaining < current.remaining:
         request.ctx.rate_decision = decision
         request.ctx.rate_headers = decision.headers()
+
+
+def _in_networks(ip: str, networks) -> bool:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address.version == net.version and address in net for net in networks)
 
 
 def _item(spec: str | None) -> RateLimitItem | None:

@@ -5,6 +5,7 @@ Nothing else in the service reads ``os.environ``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -16,6 +17,9 @@ DATA_DIR = Path(".data")
 DEV_SECRET_FILE = DATA_DIR / "jwt_secret"
 MIN_SECRET_BYTES = 32
 _RATE_RE = re.compile(r"^\s*\d+\s*(/|per)\s*\d*\s*[a-z]+\s*$", re.IGNORECASE)
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(Exception):
@@ -43,6 +47,17 @@ def _int(value: str | None, default: int, name: str, minimum: int = 0) -> int:
     if number < minimum:
         raise ConfigError(f"{name} must be at least {minimum}")
     return number
+
+
+def _networks(value: str | None, name: str) -> tuple[IPNetwork, ...]:
+    networks = []
+    for part in (value or "").split(","):
+        if part.strip():
+            try:
+                networks.append(ipaddress.ip_network(part.strip(), strict=False))
+            except ValueError:
+                raise ConfigError(f"{name} holds an invalid network: {part.strip()!r}") from None
+    return tuple(networks)
 
 
 def _rate(value: str | None, default: str, name: str) -> str | None:
@@ -102,6 +117,13 @@ class Settings:
     rate_limit_login_account: str | None = "5/15minutes"
     rate_limit_register_ip: str | None = "10/hour"
     rate_limit_api_user: str | None = "600/minute"
+    rate_limit_refresh_ip: str | None = "60/minute"
+    rate_limit_public_ip: str | None = "60/minute"
+    # Campus egress networks (many students behind one NAT): their per-IP limits are multiplied.
+    rate_limit_trusted_networks: tuple[IPNetwork, ...] = ()
+    rate_limit_trusted_multiplier: int = 20
+    max_achievements_per_user: int = 10_000
+    request_body_timeout: float = 30.0
     db_pool_max: int = 10
     db_statement_cache: bool = True
     log_level: str = "INFO"
@@ -163,6 +185,20 @@ class Settings:
                 env.get("RATE_LIMIT_REGISTER_IP"), "10/hour", "RATE_LIMIT_REGISTER_IP"
             ),
             rate_limit_api_user=_rate(env.get("RATE_LIMIT_API_USER"), "600/minute", "RATE_LIMIT_API_USER"),
+            rate_limit_refresh_ip=_rate(
+                env.get("RATE_LIMIT_REFRESH_IP"), "60/minute", "RATE_LIMIT_REFRESH_IP"
+            ),
+            rate_limit_public_ip=_rate(env.get("RATE_LIMIT_PUBLIC_IP"), "60/minute", "RATE_LIMIT_PUBLIC_IP"),
+            rate_limit_trusted_networks=_networks(
+                env.get("RATE_LIMIT_TRUSTED_NETWORKS"), "RATE_LIMIT_TRUSTED_NETWORKS"
+            ),
+            rate_limit_trusted_multiplier=_int(
+                env.get("RATE_LIMIT_TRUSTED_MULTIPLIER"), 20, "RATE_LIMIT_TRUSTED_MULTIPLIER", 1
+            ),
+            max_achievements_per_user=_int(
+                env.get("MAX_ACHIEVEMENTS_PER_USER"), 10_000, "MAX_ACHIEVEMENTS_PER_USER", 1
+            ),
+            request_body_timeout=float(_int(env.get("REQUEST_BODY_TIMEOUT"), 30, "REQUEST_BODY_TIMEOUT", 1)),
             db_pool_max=_int(env.get("DB_POOL_MAX"), 10, "DB_POOL_MAX", 1),
             db_statement_cache=_bool(env.get("DB_STATEMENT_CACHE"), True, "DB_STATEMENT_CACHE"),
             log_level=log_level,

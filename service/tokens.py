@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import time
 import uuid
@@ -14,7 +15,13 @@ from service.settings import Settings
 
 ALGORITHM = "HS256"
 TOKEN_TYPE = "at+jwt"
-LEEWAY_SECONDS = 30
+# Issuer and verifier are the same service on synchronised clocks: a few seconds suffice.
+LEEWAY_SECONDS = 5
+MAX_TOKEN_LENGTH = 4096
+# A compact JWS: three base64url segments. Anything else (odd bytes, non-UTF-8 header
+# values, padding, spaces) is refused before any parsing, cheaply and without exceptions
+# from outside PyJWT's family.
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 REQUIRED_CLAIMS = ["sub", "sid", "iat", "exp", "iss", "aud", "jti"]
 # Header parameters that would point verification at attacker-chosen key material.
 _FORBIDDEN_HEADERS = {"jku", "x5u", "jwk", "x5c", "x5t", "x5t#S256", "crit"}
@@ -49,6 +56,8 @@ def issue_access_token(settings: Settings, user_id: uuid.UUID, session_id: uuid.
 
 def verify_access_token(settings: Settings, token: str) -> AccessClaims:
     """Verify signature (HS256 pinned), claims and header in one parse of the token."""
+    if not is_well_formed(token):
+        raise InvalidToken
     keys = [settings.jwt_secret]
     if settings.jwt_secret_previous:
         keys.append(settings.jwt_secret_previous)
@@ -65,7 +74,7 @@ def verify_access_token(settings: Settings, token: str) -> AccessClaims:
             )
         except jwt.InvalidSignatureError:
             continue
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, ValueError, TypeError):  # ValueError covers UnicodeError
             raise InvalidToken from None
         header = decoded["header"]
         # The signature covers the header, so checking it after verification is as strict.
@@ -73,6 +82,10 @@ def verify_access_token(settings: Settings, token: str) -> AccessClaims:
             raise InvalidToken
         return _claims(decoded["payload"])
     raise InvalidToken
+
+
+def is_well_formed(token: str) -> bool:
+    return len(token) <= MAX_TOKEN_LENGTH and _COMPACT_JWS.fullmatch(token) is not None
 
 
 def _claims(payload: dict) -> AccessClaims:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from functools import wraps
 from typing import Annotated, Any
 
@@ -22,9 +22,17 @@ from sanic_ext import openapi
 
 from service.errors import BadRequest, UnsupportedMediaType, ValidationFailed
 from service.jsonutil import uuid_or_none
+from service.text import (
+    BIDI,
+    CONTROL,
+    CONTROL_MULTI_LINE,
+    HAS_BIDI,
+    HAS_CONTROL,
+    HAS_CONTROL_MULTI_LINE,
+    INVISIBLE,
+    is_blank,
+)
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_CONTROL_SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f]")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits only (\d would take any Unicode digit)
 # RFC 3339 date-time; a space before the offset is a "+" that was not percent-encoded.
 _DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
@@ -33,10 +41,11 @@ _INTEGER = re.compile(r"[0-9]{1,6}")
 
 # The same rules as JSON Schema patterns (ECMA-262 syntax, which Python's re also reads),
 # so the OpenAPI document states what the validators below accept.
-NO_CONTROL_PATTERN = r"^[^\x00-\x1f\x7f]*$"
-NOT_BLANK_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
-MULTI_LINE_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
-NOT_BLANK_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+NO_CONTROL_PATTERN = f"^[^{CONTROL}]*$"
+SINGLE_LINE_PATTERN = f"^[^{CONTROL}{BIDI}]*$"
+NOT_BLANK_PATTERN = f"^[^{CONTROL}{BIDI}]*[^{INVISIBLE}][^{CONTROL}{BIDI}]*$"
+MULTI_LINE_PATTERN = f"^(?:[^{CONTROL_MULTI_LINE}{BIDI}]*[^{INVISIBLE}][^{CONTROL_MULTI_LINE}{BIDI}]*)?$"
+NOT_BLANK_TEXT = f"^[^{CONTROL_MULTI_LINE}{BIDI}]*[^{INVISIBLE}][^{CONTROL_MULTI_LINE}{BIDI}]*$"
 SENSITIVE_FIELDS = {"password", "current_password", "new_password"}
 
 
@@ -47,14 +56,20 @@ class Body(BaseModel):
 
 
 def _single_line(value: str) -> str:
-    if _CONTROL_SINGLE_LINE.search(value):
+    if HAS_CONTROL.search(value):
         raise ValueError("must not contain control characters")
+    if HAS_BIDI.search(value):
+        raise ValueError("must not contain bidirectional control characters")
     return value
 
 
 def _multi_line(value: str) -> str:
-    if _CONTROL.search(value):
+    if HAS_CONTROL_MULTI_LINE.search(value):
         raise ValueError("must not contain control characters")
+    if HAS_BIDI.search(value):
+        raise ValueError("must not contain bidirectional control characters")
+    if value and is_blank(value):
+        raise ValueError("must contain visible characters")
     return value
 
 
@@ -64,6 +79,8 @@ def _trimmed(min_len: int, max_len: int) -> Callable[[str], str]:
         value = _single_line(value).strip()
         if len(value) < min_len:
             raise ValueError("must not be empty" if min_len == 1 else f"must be at least {min_len} characters")
+        if min_len and is_blank(value):
+            raise ValueError("must contain visible characters")
         if len(value) > max_len:
             raise ValueError(f"must be at most {max_len} characters")
         return value
@@ -83,13 +100,23 @@ def trimmed(min_len: int, max_len: int):
     """A single-line string of min_len..max_len characters once surrounding white space is
     trimmed. (The document's maxLength counts the untrimmed string: send it trimmed.)"""
     schema = {"minLength": min_len, "maxLength": max_len,
-              "pattern": NOT_BLANK_PATTERN if min_len else NO_CONTROL_PATTERN}
+              "pattern": NOT_BLANK_PATTERN if min_len else SINGLE_LINE_PATTERN}
     return Annotated[StrictStr, AfterValidator(_trimmed(min_len, max_len)), Field(json_schema_extra=schema)]
 
 
 Text = Annotated[StrictStr, AfterValidator(_multi_line), Field(json_schema_extra={"pattern": MULTI_LINE_PATTERN})]
 SingleLine = Annotated[StrictStr, AfterValidator(_single_line),
-                       Field(json_schema_extra={"pattern": NO_CONTROL_PATTERN})]
+                       Field(json_schema_extra={"pattern": SINGLE_LINE_PATTERN})]
+
+
+def _no_control(value: str) -> str:
+    if HAS_CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+# A password: any Unicode but control characters (what else it may hold is the password rules').
+Secret = Annotated[StrictStr, AfterValidator(_no_control), Field(json_schema_extra={"pattern": NO_CONTROL_PATTERN})]
 
 
 def not_null(schema: dict[str, Any]) -> None:
@@ -158,30 +185,62 @@ def parse_json(request: Request, media_types: tuple[str, ...] = ("application/js
 
 
 def validate(model: type[Body], data: Any) -> Body:
+    body, errors = validate_all(model, data)
+    if errors:
+        raise ValidationFailed(errors)
+    return body
+
+
+def validate_all(model: type[Body], data: Any) -> tuple[Body | None, list[dict[str, str]]]:
+    """The validated body, or None and every error pydantic found."""
     if not isinstance(data, dict):
-        raise ValidationFailed([{"field": "body", "message": "must be a JSON object"}])
+        return None, [{"field": "body", "message": "must be a JSON object"}]
     try:
-        return model.model_validate(data)
+        return model.model_validate(data), []
     except PydanticValidationError as exc:
-        raise ValidationFailed(validation_errors(exc)) from None
+        return None, validation_errors(exc)
 
 
 def patch_changes(body: Body, nullable: frozenset[str] = frozenset()) -> dict[str, Any]:
     """The fields a PATCH body sets; null is refused for fields that cannot be cleared."""
-    changes = {name: getattr(body, name) for name in body.model_fields_set}
-    nulls = sorted(name for name, value in changes.items() if value is None and name not in nullable)
-    if nulls:
-        raise ValidationFailed([{"field": name, "message": "must not be null"} for name in nulls])
-    return changes
+    errors = null_errors(body, nullable)
+    if errors:
+        raise ValidationFailed(errors)
+    return {name: getattr(body, name) for name in body.model_fields_set}
 
 
-def json_body(model: type[Body], *, media_types: tuple[str, ...] = ("application/json",)):
-    """Validate the body with ``model``, pass it as ``body``, document it in OpenAPI."""
+def null_errors(body: Body, nullable: frozenset[str] = frozenset()) -> list[dict[str, str]]:
+    nulls = sorted(name for name in body.model_fields_set if getattr(body, name) is None and name not in nullable)
+    return [{"field": name, "message": "must not be null"} for name in nulls]
+
+
+# A body rule pydantic cannot state (a null in a PATCH, a rejection without a comment).
+Rule = Callable[[Body], list[dict[str, str]]]
+# A check that needs the database (a catalogue, a taken email): given the request, the raw
+# JSON object and the fields that already failed, it returns its own errors.
+Check = Callable[[Request, dict[str, Any], set[str]], Awaitable[list[dict[str, str]]]]
+
+
+def json_body(model: type[Body], *, media_types: tuple[str, ...] = ("application/json",),
+              rules: Rule | None = None, checks: Check | None = None):
+    """Validate the body with ``model``, pass it as ``body``, document it in OpenAPI.
+
+    One 422 lists every failing field: when the syntax or a rule fails, ``checks`` runs too,
+    so the fields only the database can judge are reported next to the others. (When the
+    body is sound, the use case makes those checks itself, in its own transaction.)"""
 
     def decorator(handler):
         @wraps(handler)
         async def wrapped(request: Request, *args, **kwargs):
-            kwargs["body"] = validate(model, parse_json(request, media_types))
+            data = parse_json(request, media_types)
+            body, errors = validate_all(model, data)
+            if body is not None and rules is not None:
+                errors = rules(body)
+            if errors:
+                if checks is not None and isinstance(data, dict):
+                    errors += await checks(request, data, {error["field"] for error in errors})
+                raise ValidationFailed(errors)
+            kwargs["body"] = body
             return await handler(request, *args, **kwargs)
 
         # The model's own JSON schema (required fields, additionalProperties: false);
@@ -275,6 +334,6 @@ class Query:
         raw = self.get(key)
         if raw is None:
             return None
-        if len(raw) > max_len or _CONTROL_SINGLE_LINE.search(raw):
+        if len(raw) > max_len or HAS_CONTROL.search(raw):
             raise BadRequest(f"{key} must be at most {max_len} printable characters")
         return raw

@@ -9,6 +9,8 @@ import uuid
 
 import pytest
 
+from tests.conftest import review
+
 URL = "/api/v1/achievements"
 TODAY = dt.date.today()
 
@@ -215,7 +217,7 @@ def test_edit_of_reviewed_achievement_returns_to_pending(api, users, student):
     curator = users.signed_in("curator")
     mine = create(api, student)
     path = f"{URL}/{mine['id']}"
-    reviewed = api.post(f"{path}/review", token=curator["token"], json={"decision": "approved"})
+    reviewed = review(api, mine["id"], curator, decision="approved")
     assert reviewed.status == 200 and reviewed.json["status"] == "approved"
     assert reviewed.json["review"]["reviewer_id"] == curator["id"]
     edited = api.patch(path, token=student["token"], json={"description": "more detail"})
@@ -386,7 +388,7 @@ def test_stats_counts(api, users, student):
     a = create(api, student, date="2025-03-01")
     create(api, student, n=2, type="publication", date="2026-01-01")
     create(api, student, n=3, type="sports-competition", date="2026-02-01")
-    api.post(f"{URL}/{a['id']}/review", token=curator["token"], json={"decision": "rejected", "comment": "no proof"})
+    review(api, a["id"], curator, decision="rejected", comment="no proof")
     body = api.get(f"{URL}/stats", token=student["token"]).json
     assert body["total"] == 3
     assert body["by_category"] == {"educational": 1, "scientific": 1, "creative": 0, "social": 0, "sports": 1}

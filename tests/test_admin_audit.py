@@ -8,7 +8,7 @@ import uuid
 import asyncpg
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, review
 
 ACH = "/api/v1/achievements"
 TYPES = "/api/v1/achievement-types"
@@ -37,12 +37,11 @@ def events(api, action=None):
 def test_review_approve_reject_and_rereview(api, users):
     student, curator, admin = users.signed_in(), users.signed_in("curator"), users.signed_in("admin")
     a = new_achievement(api, student)
-    path = f"{ACH}/{a['id']}/review"
-    approved = api.post(path, token=curator["token"], json={"decision": "approved", "comment": "ok"})
+    approved = review(api, a["id"], curator, decision="approved", comment="ok")
     assert approved.status == 200
     assert approved.json["review"]["decision"] == "approved" and approved.json["review"]["comment"] == "ok"
-    assert api.post(path, token=admin["token"], json={"decision": "rejected"}).status == 422
-    rejected = api.post(path, token=admin["token"], json={"decision": "rejected", "comment": "no proof"})
+    assert review(api, a["id"], admin, decision="rejected").status == 422
+    rejected = review(api, a["id"], admin, decision="rejected", comment="no proof")
     assert rejected.status == 200 and rejected.json["status"] == "rejected"
     assert rejected.json["review"]["reviewer_id"] == admin["id"]
     reviewed = events(api, "achievement.reviewed")
@@ -56,15 +55,11 @@ def test_review_rules(api, users):
     # a student is refused by role before any lookup, even for an unknown id
     assert api.post(f"{ACH}/{uuid.uuid4()}/review", token=student["token"],
                     json={"decision": "approved"}).status == 403
-    assert api.post(f"{ACH}/{uuid.uuid4()}/review", token=curator["token"],
-                    json={"decision": "approved"}).status == 404
+    assert review(api, str(uuid.uuid4()), curator, decision="approved").status == 404
     own = new_achievement(api, curator)
-    assert api.post(f"{ACH}/{own['id']}/review", token=curator["token"],
-                    json={"decision": "approved"}).status == 403
-    assert api.post(f"{ACH}/{a['id']}/review", token=curator["token"],
-                    json={"decision": "maybe"}).status == 422
-    assert api.post(f"{ACH}/{a['id']}/review", token=curator["token"],
-                    json={"decision": "rejected", "comment": "x" * 2001}).status == 422
+    assert review(api, own["id"], curator, decision="approved").status == 403
+    assert review(api, a["id"], curator, decision="maybe").status == 422
+    assert review(api, a["id"], curator, decision="rejected", comment="x" * 2001).status == 422
     denied = events(api, "security.access_denied")
     by_actor = {(row["actor_id"], row["details"]["reason"]) for row in denied}
     assert (uuid.UUID(student["id"]), "role") in by_actor
@@ -75,7 +70,7 @@ def test_review_queue_for_curators(api, users):
     student, curator = users.signed_in(), users.signed_in("curator")
     a = new_achievement(api, student, "One")
     new_achievement(api, student, "Two")
-    api.post(f"{ACH}/{a['id']}/review", token=curator["token"], json={"decision": "approved"})
+    review(api, a["id"], curator, decision="approved")
     queue = api.get(f"{ACH}?owner=any&status=pending", token=curator["token"]).json
     assert [i["title"] for i in queue["items"]] == ["Two"]
 

@@ -37,14 +37,48 @@ def test_create_admin_from_env_never_argv(api, database_url):
     assert password not in result.stdout + result.stderr
     login = api.post("/api/v1/auth/login", json={"email": "boss@example.org", "password": password})
     assert login.status == 200 and login.json["user"]["role"] == "admin"
-    # promoting an existing student keeps their password
-    api.post("/api/v1/auth/register", json={"email": "s@example.org", "password": "student passphrase",
-                                             "full_name": "S"})
-    promote = run_cli("create-admin", "--email", "s@example.org", "--full-name", "S",
-                      env={"DATABASE_URL": database_url})
-    assert promote.returncode == 0, promote.stderr
-    again = api.post("/api/v1/auth/login", json={"email": "s@example.org", "password": "student passphrase"})
-    assert again.json["user"]["role"] == "admin"
+
+
+def _attacker(api, email: str) -> str:
+    """Someone registers the address the operator will pass to create-admin and signs in."""
+    registered = api.post("/api/v1/auth/register", json={"email": email, "password": "attacker passphrase",
+                                                         "full_name": "Mallory"})
+    assert registered.status == 201
+    login = api.post("/api/v1/auth/login", json={"email": email, "password": "attacker passphrase"})
+    assert login.status == 200
+    return login.json["access_token"]
+
+
+def test_create_admin_refuses_an_already_registered_email(api, database_url):
+    token = _attacker(api, "dean@example.org")
+    result = run_cli("create-admin", "--email", "Dean@Example.org", "--full-name", "The Dean",
+                     env={"DATABASE_URL": database_url, "ADMIN_PASSWORD": "the dean's passphrase 7",
+                          "BCRYPT_ROUNDS": "4"})
+    assert result.returncode == 1
+    assert "already registered" in result.stderr and "--promote" in result.stderr
+    # Nothing changed: still a student, the attacker's token and password still what they were.
+    me = api.get("/api/v1/auth/me", token=token)
+    assert me.status == 200 and me.json["role"] == "student"
+    assert api.post("/api/v1/auth/login", json={"email": "dean@example.org",
+                                                "password": "the dean's passphrase 7"}).status == 401
+    assert api.sql("SELECT count(*) AS n FROM audit_events WHERE action = 'admin.user.updated'")[0]["n"] == 0
+
+
+def test_create_admin_promote_takes_the_account_over(api, database_url):
+    token = _attacker(api, "rector@example.org")
+    result = run_cli("create-admin", "--email", "rector@example.org", "--full-name", "The Rector", "--promote",
+                     env={"DATABASE_URL": database_url, "ADMIN_PASSWORD": "the rector's passphrase 9",
+                          "BCRYPT_ROUNDS": "4"})
+    assert result.returncode == 0, result.stderr
+    # The attacker's session is gone (their token never gains admin) and so is their password.
+    assert api.get("/api/v1/auth/me", token=token).status == 401
+    assert api.post("/api/v1/auth/login", json={"email": "rector@example.org",
+                                                "password": "attacker passphrase"}).status == 401
+    login = api.post("/api/v1/auth/login", json={"email": "rector@example.org",
+                                                 "password": "the rector's passphrase 9"})
+    assert login.status == 200 and login.json["user"]["role"] == "admin"
+    events = api.sql("SELECT details FROM audit_events WHERE action = 'admin.user.updated'")
+    assert len(events) == 1 and "the rector" not in str(events[0]["details"]).lower()
 
 
 def test_create_admin_refuses_weak_password_and_no_tty(database_url):

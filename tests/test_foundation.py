@@ -43,7 +43,7 @@ def test_unknown_route_is_problem_document(api):
     body = response.json
     assert body["status"] == 404 and body["title"] == "Not Found"
     assert body["request_id"] == "abc-123" == response.headers["x-request-id"]
-    assert set(body) == {"type", "title", "status", "detail", "request_id"}
+    assert set(body) == {"type", "title", "status", "detail", "request_id", "code"} and body["code"] == "not_found"
     assert_security_headers(response)
 
 

@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 from service import achievements
+from tests.conftest import TRUNCATE
 
 ROWS = 200_000
 OWNERS = 1_000
@@ -53,8 +54,7 @@ def growth_db(database_url, loop):
     try:
         yield conn
     finally:
-        loop.run_until_complete(conn.execute("TRUNCATE audit_events, refresh_tokens, sessions, achievements, "
-                                             "users CASCADE"))
+        loop.run_until_complete(conn.execute(TRUNCATE))
         loop.run_until_complete(conn.close())
 
 

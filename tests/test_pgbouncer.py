@@ -81,7 +81,9 @@ def crud_flow(server: RealServer, curator: dict, n: int) -> None:
         stale = client.patch(location, json={"description": "again"}, headers={**student, "If-Match": etag})
         assert stale.status_code == 412
 
-        reviewed = client.post(f"{location}/review", json={"decision": "approved"}, headers=curator)
+        seen = client.get(location, headers=curator).headers["etag"]
+        reviewed = client.post(f"{location}/review", json={"decision": "approved"},
+                               headers={**curator, "If-Match": seen})
         assert reviewed.status_code == 200 and reviewed.json()["status"] == "approved", reviewed.text
 
         items = [{"title": f"Certificate {i}", "type": "certificate", "date": "2025-01-01"} for i in range(200)]

@@ -1,0 +1,70 @@
+"""Achievements as files a spreadsheet opens safely: CSV and an Excel workbook."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import xlsxwriter
+
+from service.achievements import to_json
+
+COLUMNS = ("id", "title", "type", "category", "date", "proof_url", "description", "status",
+           "created_at", "updated_at")
+# Spreadsheets run a cell starting with one of these as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: Any) -> str:
+    """A CSV cell as text: a leading formula character gets a ``'`` before it."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def csv_cells(row: Mapping[str, Any]) -> list[str]:
+    data = to_json(row)
+    return [neutralise(data[column]) for column in COLUMNS]
+
+
+def csv_lines(rows: Iterable[list[str]]) -> bytes:
+    """Every cell quoted: a separator inside a cell (``;`` in locales whose spreadsheets split
+    on it) can then never start a new, unneutralised cell."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_ALL).writerows(rows)
+    return buffer.getvalue().encode("utf-8")
+
+
+def xlsx_workbook(rows: list[Mapping[str, Any]]) -> bytes:
+    """One sheet with the CSV's columns: text cells are strings (never formulas, links or
+    numbers, whatever they start with), ``date`` a date cell, the timestamps date-time cells
+    in UTC."""
+    output = io.BytesIO()
+    workbook = xlsxwriter.Workbook(output, {
+        "in_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
+        "strings_to_numbers": False,
+    })
+    sheet = workbook.add_worksheet("Achievements")
+    bold = workbook.add_format({"bold": True})
+    date_format = workbook.add_format({"num_format": "yyyy-mm-dd"})
+    time_format = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+    for column, name in enumerate(COLUMNS):
+        sheet.write_string(0, column, name, bold)
+    for index, row in enumerate(rows, start=1):
+        for column, name in enumerate(COLUMNS):
+            value = row[name]
+            if value is None:
+                sheet.write_blank(index, column, None)
+            elif isinstance(value, dt.datetime):
+                sheet.write_datetime(index, column, value.astimezone(dt.UTC).replace(tzinfo=None), time_format)
+            elif isinstance(value, dt.date):
+                sheet.write_datetime(index, column, value, date_format)
+            else:
+                sheet.write_string(index, column, str(value))
+    sheet.freeze_panes(1, 0)
+    sheet.set_column(0, 0, 38)
+    sheet.set_column(1, 1, 50)
+    workbook.close()
+    return output.getvalue()
