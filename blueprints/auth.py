@@ -88,12 +88,28 @@ async def _check_origin(request: Request) -> None:
         raise
 
 
+async def _registration_checks(request: Request, data: dict, failed: set[str]) -> list[dict[str, str]]:
+    """What else is wrong with a registration that failed validation: the password rules
+    and a taken email, so the form learns everything at once."""
+    email, password, full_name = (data.get(k) for k in ("email", "password", "full_name"))
+    errors = []
+    if "password" not in failed and isinstance(password, str):
+        name = full_name if isinstance(full_name, str) else ""
+        errors += accounts.registration_errors(email if isinstance(email, str) else "", password, name)
+    if "email" not in failed and isinstance(email, str):
+        if not _email_ok(email.strip()):
+            errors.append({"field": "email", "message": "must be an email address", "code": "invalid_format"})
+        else:
+            errors += await accounts.email_taken_errors(email)
+    return errors
+
+
 @bp.post("/register", ctx_public=True)
 @openapi.summary("Create a student account")
 @openapi.tag("auth")
 @ok(201, USER_SCHEMA, "The new user")
 @problems(400, 409, 413, 415, 422, 429, 503)
-@json_body(RegisterBody)
+@json_body(RegisterBody, checks=_registration_checks)
 async def register(request: Request, body: RegisterBody):
     limits = request.app.ctx.limits
     try:
@@ -101,8 +117,11 @@ async def register(request: Request, body: RegisterBody):
     except TooManyRequests:
         await security_event(request, "security.rate_limited", details={"limit": "register_ip"})
         raise
+    errors = accounts.registration_errors(body.email, body.password, body.full_name)
     if not _email_ok(body.email):
-        raise ValidationFailed([{"field": "email", "message": "must be an email address"}])
+        errors.insert(0, {"field": "email", "message": "must be an email address", "code": "invalid_format"})
+    if errors:
+        raise ValidationFailed(errors + await accounts.email_taken_errors(body.email))
     user = await accounts.register(request.app.ctx.settings, context_of(request), body.email,
                                    body.password, body.full_name)
     return json_response(user, status=201)

@@ -65,9 +65,27 @@ def _context_words(email: str, full_name: str) -> tuple[str, ...]:
 
 
 def _check_new_password(password: str, email: str, full_name: str, field: str) -> None:
-    problem = password_problem(password, _context_words(email, full_name))
-    if problem:
-        raise ValidationFailed([{"field": field, "message": problem}])
+    errors = _password_errors(password, email, full_name, field)
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def _password_errors(password: str, email: str, full_name: str, field: str) -> list[dict[str, str]]:
+    problem = password_problem(password, _context_words(normalise_email(email), full_name))
+    return [{"field": field, "message": problem.message, "code": problem.code}] if problem else []
+
+
+def registration_errors(email: str, password: str, full_name: str) -> list[dict[str, str]]:
+    """What the rules refuse in a registration (the email's syntax aside)."""
+    return _password_errors(password, email, full_name, "password")
+
+
+EMAIL_TAKEN = {"field": "email", "message": "is already registered", "code": "email_taken"}
+
+
+async def email_taken_errors(email: str) -> list[dict[str, str]]:
+    rows = await connection().execute_query_dict("SELECT 1 FROM users WHERE email = $1", [normalise_email(email)])
+    return [dict(EMAIL_TAKEN)] if rows else []
 
 
 async def register(settings: Settings, ctx: RequestContext, email: str, password: str,
@@ -88,7 +106,8 @@ async def register(settings: Settings, ctx: RequestContext, email: str, password
     except IntegrityError as exc:
         if "users_email_key" not in str(exc):
             raise
-        raise Conflict("An account with this email already exists.") from None
+        raise Conflict("An account with this email already exists.", code="email_taken",
+                       errors=[dict(EMAIL_TAKEN)]) from None
     return user_json(rows[0])
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -16,11 +17,15 @@ COLUMNS = ("id", "title", "type", "category", "date", "proof_url", "description"
            "created_at", "updated_at")
 # Spreadsheets run a cell starting with one of these as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A spreadsheet whose locale splits on the other separator (";" in Russian Excel, "," elsewhere)
+# cuts a cell there, quotes or not: what follows a separator may start a cell too.
+_FORMULA_AFTER_SEPARATOR = re.compile(r"([;,])(?=[=+\-@\t\r])")
 
 
 def neutralise(value: Any) -> str:
-    """A CSV cell as text: a leading formula character gets a ``'`` before it."""
-    text = "" if value is None else str(value)
+    """A CSV cell as text: a formula character at its start, or right after a separator
+    inside it, gets a ``'`` before it."""
+    text = _FORMULA_AFTER_SEPARATOR.sub(r"\1'", "" if value is None else str(value))
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 

@@ -22,6 +22,7 @@ import sys
 import threading
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import lru_cache
 
 import bcrypt
@@ -51,21 +52,30 @@ def prehash(password: str) -> bytes:
     return base64.b64encode(digest)
 
 
-def password_problem(password: str, context_words: tuple[str, ...] = ()) -> str | None:
+@dataclass(frozen=True)
+class PasswordProblem:
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def password_problem(password: str, context_words: tuple[str, ...] = ()) -> PasswordProblem | None:
     """Why a new password is refused, or None when it is acceptable. Lengths are counted
     after NFC normalisation (what is hashed), so combining sequences count once."""
     password = unicodedata.normalize("NFC", password)
     if len(password) < MIN_LENGTH:
-        return f"must be at least {MIN_LENGTH} characters"
+        return PasswordProblem("too_short", f"must be at least {MIN_LENGTH} characters")
     if len(password) > MAX_LENGTH:
-        return f"must be at most {MAX_LENGTH} characters"
+        return PasswordProblem("too_long", f"must be at most {MAX_LENGTH} characters")
     if is_blank(password):
-        return "must contain visible characters"
+        return PasswordProblem("blank", "must contain visible characters")
     lowered = password.lower()
     core = _CORE.sub("", lowered).strip()
     banned = set(_COMMON) | {w.lower() for w in context_words if len(w) >= 3}
     if lowered in banned or not core or core in banned:
-        return "is too common or too easy to guess"
+        return PasswordProblem("too_common", "is too common or too easy to guess")
     return None
 
 

@@ -27,7 +27,8 @@ APP = BASE_ENV["CORS_ORIGINS"]
 PASSWORD = "correct horse battery staple"
 BODY_IDLE_TIMEOUT = 2  # SANIC_REQUEST_TIMEOUT of the module's server: how long a stalled body may wait
 
-server = real_server_fixture(SANIC_REQUEST_TIMEOUT=str(BODY_IDLE_TIMEOUT))
+BODY_TOTAL_TIMEOUT = 3  # REQUEST_BODY_TIMEOUT: how long a whole body may take, however it trickles
+server = real_server_fixture(SANIC_REQUEST_TIMEOUT=str(BODY_IDLE_TIMEOUT), REQUEST_BODY_TIMEOUT=str(BODY_TOTAL_TIMEOUT))
 shared_server = real_server_fixture(workers=2, redis=True, RATE_LIMIT_LOGIN_IP="5/minute")
 outage_server = real_server_fixture(workers=1, redis=True, scope="function", RATE_LIMIT_LOGIN_IP="3/minute")
 
@@ -204,6 +205,31 @@ def test_body_trickled_slowly_within_the_idle_timeout_is_read(server):
                   "Connection: close"), body[:20], body[20:40], body[40:]]
     reply = exchange(server.port, *parts, pause=0.3)
     assert_problem(reply, 401)
+
+
+def test_body_dripping_past_the_total_deadline_gets_408(server):
+    """A byte every half second never trips the idle timeout, but the whole body must arrive
+    within REQUEST_BODY_TIMEOUT."""
+    body = b'{"email": "nobody@example.org", "password": "wrong password"}'
+    parts = [head("POST", LOGIN, "Content-Type: application/json", f"Content-Length: {len(body)}")]
+    parts += [body[i:i + 1] for i in range(len(body))]
+    reply = exchange(server.port, *parts, pause=0.5, timeout=15)
+    assert_problem(reply, 408)
+    assert reply.closed
+    assert BODY_TOTAL_TIMEOUT - 0.5 <= reply.elapsed < BODY_TOTAL_TIMEOUT + 3
+    assert_healthy(server)
+
+
+@pytest.mark.parametrize("method, path", [("GET", "/api/v1/auth/me"), ("POST", "/api/v1/auth/logout"),
+                                          ("POST", BATCH)])
+def test_non_utf8_authorization_bytes_are_401_over_the_wire(server, method, path):
+    for value in (b"Bearer \xff", b"Bearer \xc3\x28.\xa0\xa1.\xe2\x28\xa1", b"\xff\xfe"):
+        extra = b"Content-Type: application/json\r\nContent-Length: 100000\r\n" if path == BATCH else b""
+        request = (f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n".encode()
+                   + b"Authorization: " + value + b"\r\n" + extra + b"\r\n")
+        reply = exchange(server.port, request)
+        assert_problem(reply, 401)
+    assert_healthy(server)
 
 
 def test_many_abandoned_connections_leave_the_worker_healthy(server):
