@@ -452,7 +452,7 @@ def test_allowed_origin_gets_exact_origin_credentials_and_exposed_headers(api, u
         cors = cors_headers(response)
         assert cors["access-control-allow-origin"] == APP
         assert cors["access-control-allow-credentials"] == "true"
-        assert {"etag", "location", "x-request-id", "retry-after"} <= set(
+        assert {"etag", "location", "x-request-id", "retry-after", "content-disposition"} <= set(
             cors["access-control-expose-headers"].split(","))
         assert "access-control-allow-methods" not in cors  # only on preflights
         assert_vary_origin(response)

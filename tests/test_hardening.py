@@ -452,3 +452,16 @@ def test_registration_lists_a_weak_password_and_a_taken_email_together(api, user
     taken = api.post(REGISTER, json={"email": "taken@example.org", "password": PASSWORD, "full_name": "T"})
     assert taken.status == 409 and taken.json["code"] == "email_taken"
     assert taken.json["errors"] == [{"field": "email", "message": "is already registered", "code": "email_taken"}]
+
+
+def test_head_answers_like_get_without_a_body_on_every_get_route(api, users):
+    admin = users.signed_in("admin")
+    mine = create(api, admin)
+    paths = ["/healthz", "/readyz", "/docs/openapi.json", "/api/v1/auth/me", ACH, f"{ACH}/{mine['id']}",
+             f"{ACH}/stats", f"{ACH}/export", "/api/v1/achievement-types", "/api/v1/admin/users",
+             "/api/v1/admin/audit-events", f"{ACH}/{uuid.uuid4()}"]
+    for path in paths:
+        got = api.get(path, token=admin["token"])
+        head = api.request("HEAD", path, token=admin["token"])
+        assert (head.status, head.body) == (got.status, b""), path
+        assert head.headers["content-type"] == got.headers["content-type"], path
