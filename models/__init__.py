@@ -1,21 +1,22 @@
-"""Tortoise models: the schema the migrations create, and small entity methods."""
+"""Tortoise models: the one declaration of the schema (the migrations are generated from
+them), with the vocabularies in ``models.enums``."""
 
-from models.achievement import Achievement, AchievementType
+from models.achievement import Achievement, AchievementCount, AchievementType
 from models.audit import AuditEvent
+from models.enums import Category, Decision, Outcome, Role, Status
 from models.user import RefreshToken, Session, User
 
-CATEGORIES = ("educational", "scientific", "creative", "social", "sports")
-ROLES = ("student", "curator", "admin")
-STATUSES = ("pending", "approved", "rejected")
-
 __all__ = [
-    "CATEGORIES",
-    "ROLES",
-    "STATUSES",
     "Achievement",
+    "AchievementCount",
     "AchievementType",
     "AuditEvent",
+    "Category",
+    "Decision",
+    "Outcome",
     "RefreshToken",
+    "Role",
     "Session",
+    "Status",
     "User",
 ]

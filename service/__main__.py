@@ -1,4 +1,4 @@
-"""Command line: ``python -m service serve | migrate | create-admin | seed-demo``."""
+"""Command line: ``python -m service serve | migrate | makemigrations | create-admin | seed-demo``."""
 
 from __future__ import annotations
 
@@ -94,6 +94,24 @@ def cmd_create_admin(args: argparse.Namespace) -> None:
         _fail(str(exc), code=1)
 
 
+def cmd_makemigrations(args: argparse.Namespace) -> None:
+    from service.database import make_migrations
+
+    changes = asyncio.run(make_migrations(check=args.check, name=args.name))
+    if not changes:
+        print("No changes: the migrations match the models.")
+        return
+    for migration, operations in changes:
+        verb = "would be written" if args.check else "written"
+        print(f"models.{migration} {verb}:")
+        for operation in operations:
+            print(f"  - {operation}")
+    if args.check:
+        print("The models and the migrations disagree: run `python -m service makemigrations` and commit "
+              "the migration.")
+        sys.exit(1)
+
+
 def cmd_seed_demo(args: argparse.Namespace) -> None:
     _ensure_database_url()
     settings = _settings_for_tools()
@@ -122,6 +140,13 @@ def main(argv: list[str] | None = None) -> None:
     admin.add_argument("--promote", action="store_true",
                        help="make an existing account an admin, replace its password, revoke its sessions")
     admin.set_defaults(func=cmd_create_admin)
+
+    makemigrations = commands.add_parser(
+        "makemigrations", help="write a migration for what changed in the models (no database needed)")
+    makemigrations.add_argument("--check", action="store_true",
+                                help="write nothing; exit 1 when the models and the migrations disagree")
+    makemigrations.add_argument("--name", help="the new migration's name (after its number)")
+    makemigrations.set_defaults(func=cmd_makemigrations)
 
     demo = commands.add_parser("seed-demo", help="fill the database with demo data")
     demo.add_argument("--students", type=int, default=20)

@@ -266,14 +266,15 @@ async def _existing_id(conn, owner_id, type_, date, title) -> uuid.UUID | None:
 async def create(ctx: RequestContext, user: CurrentUser, data: dict[str, Any], quota: int) -> dict[str, Any]:
     async with transaction() as conn:
         # The category comes from the (active) type and the quota is checked in the same
-        # statement: one round trip. (Creates of one user running at the same moment may each
-        # see the count before the others: the quota can be passed by at most that many rows,
-        # which the per-user request limit and the pool size bound. A batch locks instead.)
+        # statement: one round trip. (The count is kept by triggers in achievement_counts.
+        # Creates of one user running at the same moment may each see the count before the
+        # others: the quota can be passed by at most that many rows, which the per-user request
+        # limit and the pool size bound. A batch locks instead.)
         rows = await conn.execute_query_dict(
             f"INSERT INTO achievements (id, owner_id, title, type, category, date, proof_url, description) "
             f"SELECT $1, $2, $3, t.slug, t.category, $5, $6, $7 FROM achievement_types t "
             f"WHERE t.slug = $4 AND t.is_active "
-            f"AND (SELECT count(*) FROM achievements WHERE owner_id = $2) < $8 "
+            f"AND (SELECT coalesce(sum(n), 0) FROM achievement_counts WHERE owner_id = $2) < $8 "
             f"ON CONFLICT (owner_id, type, date, title_key) DO NOTHING RETURNING {COLUMNS}",
             [uuid.uuid4(), user.id, data["title"], data["type"], data["date"],
              data.get("proof_url"), data.get("description"), quota])
@@ -397,8 +398,8 @@ async def create_batch(ctx: RequestContext, user: CurrentUser, items: list[dict[
                 duplicates=sorted(duplicates | set(existing)),
                 existing_ids=[existing[i] for i in sorted(existing)],
             )
-        held = await conn.execute_query_dict("SELECT count(*) AS n FROM achievements WHERE owner_id = $1",
-                                             [user.id])
+        held = await conn.execute_query_dict(
+            "SELECT coalesce(sum(n), 0) AS n FROM achievement_counts WHERE owner_id = $1", [user.id])
         if held[0]["n"] + len(items) > quota:
             raise QuotaExceeded(quota)
         inserted = await conn.execute_query_dict(

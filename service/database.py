@@ -12,6 +12,7 @@ from tortoise.exceptions import IntegrityError
 from service.settings import DatabaseURL, Settings
 
 APP_LABEL = "models"
+MIGRATIONS = "models.migrations"
 
 
 async def keep_session(_connection: asyncpg.Connection) -> None:
@@ -52,7 +53,7 @@ def tortoise_config(settings: Settings, *, pool_max: int | None = None) -> dict[
             APP_LABEL: {
                 "models": ["models"],
                 "default_connection": "default",
-                "migrations": "models.migrations",
+                "migrations": MIGRATIONS,
             }
         },
         "use_tz": True,
@@ -160,6 +161,12 @@ async def fetch(query: str, *args: Any) -> list[asyncpg.Record]:
 
 async def run_migrations(settings: Settings) -> list[str]:
     """Apply pending migrations; returns the names applied."""
+    return await migrate_to(settings, MIGRATIONS)
+
+
+async def migrate_to(settings: Settings, migrations: str) -> list[str]:
+    """Apply the pending migrations of the ``migrations`` package (tests build a version-1
+    database with an old package)."""
     from tortoise.migrations.api.migrate import migrate
 
     applied: list[str] = []
@@ -168,8 +175,33 @@ async def run_migrations(settings: Settings) -> list[str]:
         if event == "apply_done":
             applied.append(f"{app_label}.{name}")
 
+    config = tortoise_config(settings, pool_max=2)
+    config["apps"][APP_LABEL]["migrations"] = migrations
     try:
-        await migrate(config=tortoise_config(settings, pool_max=2), progress=progress)
+        await migrate(config=config, progress=progress)
     finally:
         await connections.close_all()
     return applied
+
+
+async def make_migrations(*, check: bool = False, name: str | None = None) -> list[tuple[str, list[str]]]:
+    """Compare the models with the state the migrations build (Tortoise's autodetector) and
+    write a migration for the difference, unless ``check``. Returns (migration, operations)
+    for each migration that is (or would be) written. Needs no database."""
+    from tortoise.context import TortoiseContext
+    from tortoise.migrations.autodetector import MigrationAutodetector
+
+    app = {"models": [APP_LABEL], "default_connection": "default", "migrations": MIGRATIONS}
+    # The autodetector reads models and migration files only; the URL is never connected to.
+    config = {"connections": {"default": "postgres://localhost/unused"}, "apps": {APP_LABEL: app}}
+    async with TortoiseContext() as ctx:
+        await ctx.init(config=config)
+        writers = await MigrationAutodetector(ctx.apps, {APP_LABEL: dict(app)}).changes()
+    result = []
+    for writer in writers:
+        if name:
+            writer.name = f"{writer.name.split('_', 1)[0]}_{name}"
+        if not check:
+            writer.write()
+        result.append((writer.name, [operation.describe() for operation in writer.operations]))
+    return result

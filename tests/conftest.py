@@ -177,7 +177,7 @@ def api(build_api):
 # switched off for this one transaction (replica mode fires no ordinary trigger).
 TRUNCATE = (
     "BEGIN; SET LOCAL session_replication_role = replica; "
-    "TRUNCATE audit_events, refresh_tokens, sessions, achievements, users CASCADE; COMMIT; "
+    "TRUNCATE audit_events, refresh_tokens, sessions, achievements, achievement_counts, users CASCADE; COMMIT; "
     "DELETE FROM achievement_types WHERE created_at > (SELECT min(created_at) + interval '1 second' "
     "FROM achievement_types); UPDATE achievement_types SET is_active = true WHERE NOT is_active;"
 )

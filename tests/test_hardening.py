@@ -316,6 +316,11 @@ def test_quota_per_user(build_api, users):
                                                            "date": "2025-01-01"})
         assert over.status == 409 and over.json["code"] == "quota_exceeded"
         assert api.sql("SELECT count(*) AS n FROM achievements")[0]["n"] == 3
+        # Deleting one makes room again (the count follows deletes too).
+        first = api.get(ACH, token=session["token"]).json["items"][0]
+        assert api.delete(f"{ACH}/{first['id']}", token=session["token"]).status == 204
+        create(api, session, title="Item 4")
+        assert api.sql("SELECT sum(n) AS n FROM achievement_counts")[0]["n"] == 3
     finally:
         api.close()
 

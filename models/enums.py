@@ -1,0 +1,54 @@
+"""The fixed vocabularies of the domain, declared once.
+
+Each feeds the model field (and so the database CHECK constraint the migrations create),
+the request and response schemas, and the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Category(StrEnum):
+    EDUCATIONAL = "educational"
+    SCIENTIFIC = "scientific"
+    CREATIVE = "creative"
+    SOCIAL = "social"
+    SPORTS = "sports"
+
+
+class Role(StrEnum):
+    STUDENT = "student"
+    CURATOR = "curator"
+    ADMIN = "admin"
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class Decision(StrEnum):
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    DENIED = "denied"
+
+
+STAFF_ROLES = frozenset({Role.CURATOR, Role.ADMIN})
+# A type slug: lower-case letters and digits in hyphen-separated words, at most 64 characters.
+SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+
+
+def values(enum: type[StrEnum]) -> tuple[str, ...]:
+    return tuple(member.value for member in enum)
+
+
+def check_in(column: str, enum: type[StrEnum]) -> str:
+    """The SQL of a CHECK constraint that keeps ``column`` within ``enum``."""
+    return f"{column} IN ({', '.join(repr(v) for v in values(enum))})"
