@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field, StrictBool
 from sanic import Blueprint
 from sanic.request import Request
@@ -11,6 +9,7 @@ from sanic_ext import openapi
 
 from blueprints.docs import CURSOR, DATE_TIME, LIMIT, PROTECTED, USER_SCHEMA, UUID, choice, ok, problems, query, text
 from blueprints.schemas import AUDIT_PAGE_SCHEMA, USER_PAGE_SCHEMA
+from models.enums import Role, literal, values
 from service import administration
 from service.authn import current_user, parse_uuid_or_404, require_role
 from service.context import context_of
@@ -24,7 +23,7 @@ AUDIT_PARAMS = {"actor_id", "action", "target_id", "since", "until", "limit", "c
 
 
 class UserPatch(Body):
-    role: Literal["student", "curator", "admin"] | None = Field(None, json_schema_extra=not_null)
+    role: literal(Role) | None = Field(None, json_schema_extra=not_null)
     is_active: StrictBool | None = Field(None, json_schema_extra=not_null)
 
 
@@ -42,7 +41,7 @@ def _params(names: dict[str, tuple]):
 @openapi.tag("admin")
 @openapi.secured("bearer")
 @_params({"q": (text(254), "text in email or name"),
-          "role": (choice("student", "curator", "admin"), "student, curator or admin"),
+          "role": (choice(*values(Role)), "student, curator or admin"),
           "is_active": (choice("true", "false"), "true or false"),
           "limit": (LIMIT, "1-100 (default 20)"), "cursor": (CURSOR, "opaque, from next_cursor")})
 @ok(200, USER_PAGE_SCHEMA, "A page of users, newest first")
@@ -50,7 +49,11 @@ def _params(names: dict[str, tuple]):
 @require_role("admin")
 async def list_users(request: Request):
     query = Query(request, USER_PARAMS)
-    return json_response(await administration.list_users(request.app.ctx.cursors, query))
+    role = query.choice("role", values(Role))
+    filt = administration.UserFilter(q=query.text("q", 254), role=Role(role) if role else None,
+                                     is_active=query.boolean("is_active"))
+    return json_response(await administration.list_users(request.app.ctx.cursors, filt,
+                                                         query.int("limit", 20, 1, 100), query.cursor()))
 
 
 @bp.patch("/users/<user_id>")
@@ -80,4 +83,8 @@ async def update_user(request: Request, user_id: str, body: UserPatch):
 @require_role("admin")
 async def list_audit_events(request: Request):
     query = Query(request, AUDIT_PARAMS)
-    return json_response(await administration.list_audit_events(request.app.ctx.cursors, query))
+    filt = administration.AuditFilter(
+        actor_id=query.uuid("actor_id"), action=query.text("action", 64), target_id=query.text("target_id", 128),
+        since=query.datetime("since"), until=query.datetime("until"))
+    return json_response(await administration.list_audit_events(request.app.ctx.cursors, filt,
+                                                                query.int("limit", 50, 1, 100), query.cursor()))

@@ -7,6 +7,7 @@ the request and response schemas, and the OpenAPI document.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 
 class Category(StrEnum):
@@ -38,6 +39,12 @@ class Outcome(StrEnum):
     SUCCESS = "success"
     FAILURE = "failure"
     DENIED = "denied"
+
+
+def literal(enum: type[StrEnum]):
+    """A ``Literal`` of the enum's values, for request bodies (strict validation takes the
+    JSON strings as they are)."""
+    return Literal[values(enum)]
 
 
 STAFF_ROLES = frozenset({Role.CURATOR, Role.ADMIN})

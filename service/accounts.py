@@ -1,4 +1,9 @@
-"""Use cases of the auth blueprint: accounts, sessions and refresh-token rotation."""
+"""Use cases of the auth blueprint: accounts, sessions and refresh-token rotation.
+
+Everything here goes through the models (``User``, ``Session``, ``RefreshToken``) in one
+transaction per use case, the audit row inside it. The per-request session check is the hot
+path and lives in ``service.authn``.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
 
+from models import RefreshToken, Session, User
 from service import audit
 from service.context import CurrentUser, RequestContext
-from service.database import connection, transaction
+from service.database import transaction, violated_constraint
 from service.errors import (
     Conflict,
     Forbidden,
@@ -27,7 +34,10 @@ from service.ratelimit import RateLimits
 from service.settings import Settings
 from service.tokens import hash_refresh_token, issue_access_token, new_refresh_token
 
-USER_COLUMNS = "id, email, full_name, role, is_active, created_at"
+USER_FIELDS = ("id", "email", "full_name", "role", "is_active", "created_at")
+EMAIL_UNIQUE = "users_email_key"
+# Why a session ended (sessions.revoked_reason); a reused refresh token's is kept apart.
+REUSE = "refresh_reuse"
 
 
 def user_json(row: Any) -> dict[str, Any]:
@@ -36,7 +46,7 @@ def user_json(row: Any) -> dict[str, Any]:
         "id": str(get("id")),
         "email": get("email"),
         "full_name": get("full_name"),
-        "role": get("role"),
+        "role": str(get("role")),
         "is_active": get("is_active"),
         "created_at": iso(get("created_at")),
     }
@@ -44,6 +54,10 @@ def user_json(row: Any) -> dict[str, Any]:
 
 def normalise_email(email: str) -> str:
     return email.strip().lower()
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -84,8 +98,8 @@ EMAIL_TAKEN = {"field": "email", "message": "is already registered", "code": "em
 
 
 async def email_taken_errors(email: str) -> list[dict[str, str]]:
-    rows = await connection().execute_query_dict("SELECT 1 FROM users WHERE email = $1", [normalise_email(email)])
-    return [dict(EMAIL_TAKEN)] if rows else []
+    taken = await User.filter(email=normalise_email(email)).exists()
+    return [dict(EMAIL_TAKEN)] if taken else []
 
 
 async def register(settings: Settings, ctx: RequestContext, email: str, password: str,
@@ -93,36 +107,25 @@ async def register(settings: Settings, ctx: RequestContext, email: str, password
     email = normalise_email(email)
     _check_new_password(password, email, full_name, "password")
     password_hash = await hash_password(password, settings.bcrypt_rounds)
-    user_id = uuid.uuid4()
     try:
-        async with transaction() as conn:
-            rows = await conn.execute_query_dict(
-                f"INSERT INTO users (id, email, password_hash, full_name) VALUES ($1, $2, $3, $4) "
-                f"RETURNING {USER_COLUMNS}",
-                [user_id, email, password_hash, full_name],
-            )
-            await audit.record(conn, ctx, "auth.register", actor_id=user_id,
-                               target_type="user", target_id=user_id)
+        async with transaction() as tx:
+            user = await User.create(using_db=tx, id=uuid.uuid4(), email=email, password_hash=password_hash,
+                                     full_name=full_name)
+            await audit.record(tx, ctx, "auth.register", actor_id=user.id, target_type="user", target_id=user.id)
     except IntegrityError as exc:
-        if "users_email_key" not in str(exc):
+        if violated_constraint(exc) != EMAIL_UNIQUE:
             raise
         raise Conflict("An account with this email already exists.", code="email_taken",
                        errors=[dict(EMAIL_TAKEN)]) from None
-    return user_json(rows[0])
+    return user_json(user)
 
 
-async def _create_session(conn, settings: Settings, user_id: uuid.UUID) -> tuple[uuid.UUID, str, int]:
-    session_id = uuid.uuid4()
-    expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=settings.refresh_token_ttl)
-    await conn.execute_query(
-        "INSERT INTO sessions (id, user_id, expires_at) VALUES ($1, $2, $3)",
-        [session_id, user_id, expires_at],
-    )
+async def _create_session(tx, settings: Settings, user_id: uuid.UUID) -> tuple[uuid.UUID, str, int]:
+    session = await Session.create(using_db=tx, id=uuid.uuid4(), user_id=user_id,
+                                   expires_at=_now() + dt.timedelta(seconds=settings.refresh_token_ttl))
     token, token_hash = new_refresh_token()
-    await conn.execute_query(
-        "INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)", [token_hash, session_id]
-    )
-    return session_id, token, settings.refresh_token_ttl
+    await RefreshToken.create(using_db=tx, token_hash=token_hash, session_id=session.id)
+    return session.id, token, settings.refresh_token_ttl
 
 
 async def login(settings: Settings, limits: RateLimits, ctx: RequestContext, email: str,
@@ -136,134 +139,121 @@ async def login(settings: Settings, limits: RateLimits, ctx: RequestContext, ema
     except TooManyRequests:
         await on_limited({"limit": "login", "email": email[:254]})
         raise
-    rows = await connection().execute_query_dict(
-        f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1", [email]
-    )
-    row = rows[0] if rows else None
-    ok = await verify_password(password, row["password_hash"] if row else None, settings.bcrypt_rounds)
-    if not ok or not row["is_active"]:
+    user = await User.get_or_none(email=email)
+    ok = await verify_password(password, user.password_hash if user else None, settings.bcrypt_rounds)
+    if not ok or not user.is_active:
         raise InvalidCredentials()
     await limits.reset(limits.login_account, "login-account", email)
     upgraded = None
-    if needs_rehash(row["password_hash"], settings.bcrypt_rounds):
+    if needs_rehash(user.password_hash, settings.bcrypt_rounds):
         upgraded = await hash_password(password, settings.bcrypt_rounds)
-    async with transaction() as conn:
+    async with transaction() as tx:
         if upgraded is not None:
             # Only if the hash is still the one verified (a concurrent change wins).
-            await conn.execute_query(
-                "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
-                [row["id"], row["password_hash"], upgraded])
-        await prune_refresh_tokens(conn, row["id"])
-        session_id, token, max_age = await _create_session(conn, settings, row["id"])
-        await audit.record(conn, ctx, "auth.login.succeeded", actor_id=row["id"],
+            await User.filter(id=user.id, password_hash=user.password_hash).using_db(tx).update(
+                password_hash=upgraded)
+        await prune_refresh_tokens(tx, user.id)
+        session_id, token, max_age = await _create_session(tx, settings, user.id)
+        await audit.record(tx, ctx, "auth.login.succeeded", actor_id=user.id,
                            target_type="session", target_id=session_id,
                            details={"hash_upgraded": True} if upgraded else None)
     return IssuedSession(
-        access_token=issue_access_token(settings, row["id"], session_id),
-        refresh_token=token, refresh_max_age=max_age, user=user_json(row),
+        access_token=issue_access_token(settings, user.id, session_id),
+        refresh_token=token, refresh_max_age=max_age, user=user_json(user),
         expires_in=settings.access_token_ttl,
     )
 
 
-async def prune_refresh_tokens(conn, user_id: uuid.UUID) -> None:
+async def prune_refresh_tokens(tx, user_id: uuid.UUID) -> None:
     """Forget the refresh tokens of the user's ended sessions: only a live session needs its
     used tokens (to detect reuse), and a session revoked for reuse keeps them until it expires
     so that every later refresh with one of them is still recognised as that session's."""
-    await conn.execute_query(
-        "DELETE FROM refresh_tokens t USING sessions s WHERE t.session_id = s.id AND s.user_id = $1 "
-        "AND (s.expires_at <= now() OR (s.revoked_at IS NOT NULL "
-        "AND s.revoked_reason IS DISTINCT FROM 'refresh_reuse'))", [user_id])
+    ended = (Session.filter(user_id=user_id)
+             .filter(Q(expires_at__lte=_now()) | (Q(revoked_at__isnull=False) & ~Q(revoked_reason=REUSE)))
+             .using_db(tx).values_list("id", flat=True))
+    ended_ids = await ended
+    if ended_ids:
+        await RefreshToken.filter(session_id__in=ended_ids).using_db(tx).delete()
+
+
+def _invalid_refresh(code: str = "invalid_refresh") -> Unauthorized:
+    if code == "session_revoked":
+        return Unauthorized("The session was ended because a refresh token was used twice; sign in again.",
+                            error="invalid_token", code=code)
+    return Unauthorized("The refresh token is invalid or has expired.", error="invalid_token", code=code)
 
 
 async def refresh(settings: Settings, ctx: RequestContext, token: str) -> IssuedSession:
     """Rotate the refresh token; a token that was already used revokes its session."""
     token_hash = hash_refresh_token(token)
-    async with transaction() as conn:
-        used = await conn.execute_query_dict(
-            "UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1 AND used_at IS NULL "
-            "RETURNING session_id", [token_hash],
-        )
-        if not used:
-            reused = await conn.execute_query_dict(
-                "SELECT t.session_id, s.user_id, s.revoked_at FROM refresh_tokens t "
-                "JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = $1", [token_hash],
-            )
-            if reused:
-                session_id, user_id = reused[0]["session_id"], reused[0]["user_id"]
-                await conn.execute_query(
-                    "UPDATE sessions SET revoked_at = now(), revoked_reason = 'refresh_reuse' "
-                    "WHERE id = $1 AND revoked_at IS NULL", [session_id],
-                )
-                await audit.record(conn, ctx, "auth.refresh.reuse_detected", outcome="denied",
-                                   actor_id=user_id, target_type="session", target_id=session_id)
+    now = _now()
+    async with transaction() as tx:
+        # Atomic: of two refreshes presenting one token, only one marks it used.
+        marked = await RefreshToken.filter(token_hash=token_hash, used_at__isnull=True).using_db(tx).update(
+            used_at=now)
+        session = await Session.filter(tokens__token_hash=token_hash).using_db(tx).select_related("user").first()
+        if session is None:
+            failure = "invalid_refresh"
+        elif not marked:  # presented a second time: whoever holds it, the session is compromised
+            failure = "session_revoked"
+            if session.revoked_at is None:
+                await Session.filter(id=session.id, revoked_at__isnull=True).using_db(tx).update(
+                    revoked_at=now, revoked_reason=REUSE)
+                await audit.record(tx, ctx, "auth.refresh.reuse_detected", outcome="denied",
+                                   actor_id=session.user_id, target_type="session", target_id=session.id)
                 logging.getLogger("service.security").critical(
                     "refresh token reuse detected; session revoked",
-                    extra={"event": "authn_token_reuse", "session_id": str(session_id),
-                           "user_id": str(user_id), "request_id": ctx.request_id, "ip": ctx.ip})
+                    extra={"event": "authn_token_reuse", "session_id": str(session.id),
+                           "user_id": str(session.user_id), "request_id": ctx.request_id, "ip": ctx.ip})
+        elif session.revoked_at is not None or session.expires_at <= now or not session.user.is_active:
+            failure = "session_revoked" if session.revoked_reason == REUSE else "invalid_refresh"
         else:
-            session_id = used[0]["session_id"]
-            rows = await conn.execute_query_dict(
-                f"SELECT s.expires_at, u.{USER_COLUMNS.replace(', ', ', u.')} FROM sessions s "
-                "JOIN users u ON u.id = s.user_id WHERE s.id = $1 AND s.revoked_at IS NULL "
-                "AND s.expires_at > now() AND u.is_active", [session_id],
-            )
-            if rows:
-                row = rows[0]
-                new_token, new_hash = new_refresh_token()
-                await conn.execute_query(
-                    "INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)",
-                    [new_hash, session_id],
-                )
-                await audit.record(conn, ctx, "auth.refresh", actor_id=row["id"],
-                                   target_type="session", target_id=session_id)
-                remaining = int((row["expires_at"] - dt.datetime.now(dt.UTC)).total_seconds())
-                return IssuedSession(
-                    access_token=issue_access_token(settings, row["id"], session_id),
-                    refresh_token=new_token, refresh_max_age=max(1, remaining),
-                    user=user_json(row), expires_in=settings.access_token_ttl,
-                )
-    raise Unauthorized("The refresh token is invalid or has expired.", error="invalid_token")
+            failure = None
+            new_token, new_hash = new_refresh_token()
+            await RefreshToken.create(using_db=tx, token_hash=new_hash, session_id=session.id)
+            await audit.record(tx, ctx, "auth.refresh", actor_id=session.user_id,
+                               target_type="session", target_id=session.id)
+    if failure is not None:  # raised after the block, so the revocation above is committed
+        raise _invalid_refresh(failure)
+    remaining = int((session.expires_at - now).total_seconds())
+    return IssuedSession(
+        access_token=issue_access_token(settings, session.user_id, session.id),
+        refresh_token=new_token, refresh_max_age=max(1, remaining),
+        user=user_json(session.user), expires_in=settings.access_token_ttl,
+    )
 
 
 async def session_for_refresh_token(token: str) -> tuple[uuid.UUID, uuid.UUID] | None:
-    rows = await connection().execute_query_dict(
-        "SELECT s.id, s.user_id FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id "
-        "WHERE t.token_hash = $1 AND t.used_at IS NULL AND s.revoked_at IS NULL AND s.expires_at > now()",
-        [hash_refresh_token(token)],
-    )
-    return (rows[0]["id"], rows[0]["user_id"]) if rows else None
+    session = await Session.filter(
+        tokens__token_hash=hash_refresh_token(token), tokens__used_at__isnull=True, revoked_at__isnull=True,
+        expires_at__gt=_now()).first()
+    return (session.id, session.user_id) if session else None
 
 
 async def logout(ctx: RequestContext, session_id: uuid.UUID, user_id: uuid.UUID) -> None:
-    async with transaction() as conn:
-        await conn.execute_query(
-            "UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout' "
-            "WHERE id = $1 AND revoked_at IS NULL", [session_id],
-        )
-        await prune_refresh_tokens(conn, user_id)
-        await audit.record(conn, ctx, "auth.logout", actor_id=user_id,
-                           target_type="session", target_id=session_id)
+    async with transaction() as tx:
+        await Session.filter(id=session_id, revoked_at__isnull=True).using_db(tx).update(
+            revoked_at=_now(), revoked_reason="logout")
+        await prune_refresh_tokens(tx, user_id)
+        await audit.record(tx, ctx, "auth.logout", actor_id=user_id, target_type="session", target_id=session_id)
 
 
 async def update_profile(ctx: RequestContext, user: CurrentUser, full_name: str) -> dict[str, Any]:
-    async with transaction() as conn:
-        rows = await conn.execute_query_dict(
-            f"UPDATE users SET full_name = $2, updated_at = now() WHERE id = $1 RETURNING {USER_COLUMNS}",
-            [user.id, full_name],
-        )
-        await audit.record(conn, ctx, "user.profile.updated", target_type="user", target_id=user.id,
+    async with transaction() as tx:
+        account = await User.get(id=user.id, using_db=tx)
+        account.full_name = full_name
+        await account.save(using_db=tx, update_fields=["full_name", "updated_at"])
+        await audit.record(tx, ctx, "user.profile.updated", target_type="user", target_id=user.id,
                            details={"fields": ["full_name"]})
-    return user_json(rows[0])
+    return user_json(account)
 
 
 async def change_password(settings: Settings, limits: RateLimits, ctx: RequestContext,
                           user: CurrentUser, current: str, new: str) -> None:
     # Consumed before the current password is checked, like a login (the caller audits a 429).
     await limits.enforce(limits.login_account, "login-account", user.email)
-    rows = await connection().execute_query_dict(
-        "SELECT password_hash FROM users WHERE id = $1", [user.id])
-    if not await verify_password(current, rows[0]["password_hash"] if rows else None,
-                                 settings.bcrypt_rounds):
+    stored = await User.filter(id=user.id).values_list("password_hash", flat=True)
+    if not await verify_password(current, stored[0] if stored else None, settings.bcrypt_rounds):
         await _password_change_refused(ctx, user, "wrong_current_password")
         raise Forbidden("The current password is incorrect.")
     await limits.reset(limits.login_account, "login-account", user.email)
@@ -273,20 +263,16 @@ async def change_password(settings: Settings, limits: RateLimits, ctx: RequestCo
         await _password_change_refused(ctx, user, "weak_new_password")
         raise
     new_hash = await hash_password(new, settings.bcrypt_rounds)
-    async with transaction() as conn:
-        await conn.execute_query(
-            "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1", [user.id, new_hash])
-        revoked = await conn.execute_query_dict(
-            "UPDATE sessions SET revoked_at = now(), revoked_reason = 'password_changed' "
-            "WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL RETURNING id",
-            [user.id, user.session_id],
-        )
-        await prune_refresh_tokens(conn, user.id)
-        await audit.record(conn, ctx, "auth.password.changed", target_type="user", target_id=user.id,
-                           details={"sessions_revoked": len(revoked)})
+    async with transaction() as tx:
+        await User.filter(id=user.id).using_db(tx).update(password_hash=new_hash, updated_at=_now())
+        revoked = await Session.filter(user_id=user.id, revoked_at__isnull=True).exclude(
+            id=user.session_id).using_db(tx).update(revoked_at=_now(), revoked_reason="password_changed")
+        await prune_refresh_tokens(tx, user.id)
+        await audit.record(tx, ctx, "auth.password.changed", target_type="user", target_id=user.id,
+                           details={"sessions_revoked": revoked})
 
 
 async def _password_change_refused(ctx: RequestContext, user: CurrentUser, reason: str) -> None:
-    async with transaction() as conn:
-        await audit.record(conn, ctx, "auth.password.changed", outcome="failure",
+    async with transaction() as tx:
+        await audit.record(tx, ctx, "auth.password.changed", outcome="failure",
                            target_type="user", target_id=user.id, details={"reason": reason})

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import getpass
 import sys
 import uuid
 
-from tortoise.transactions import in_transaction
-
+from models import Role, Session, User
 from service import audit
 from service.accounts import _context_words, normalise_email
 from service.context import RequestContext
-from service.database import close_database, open_database
+from service.database import close_database, open_database, transaction
 from service.passwords import hash_password, password_problem
 
 
@@ -41,9 +41,8 @@ async def create_admin(settings, email: str, full_name: str, password: str | Non
     ctx = RequestContext(request_id=f"cli-{uuid.uuid4().hex[:12]}", ip="cli", user_agent="create-admin")
     await open_database(settings)
     try:
-        async with in_transaction() as conn:
-            rows = await conn.execute_query_dict("SELECT id, role FROM users WHERE email = $1", [email])
-        if rows and not promote:
+        existing = await User.get_or_none(email=email)
+        if existing is not None and not promote:
             raise AdminExists(f"{email} is already registered; nothing was changed. Pass --promote to make "
                               "that account an admin with a new password (its sessions are revoked).")
         if password is None:
@@ -52,27 +51,23 @@ async def create_admin(settings, email: str, full_name: str, password: str | Non
         if problem:
             raise ValueError(f"the password {problem}")
         password_hash = await hash_password(password, settings.bcrypt_rounds)
-        if rows:
-            user_id = rows[0]["id"]
-            async with in_transaction() as conn:
-                await conn.execute_query(
-                    "UPDATE users SET role = 'admin', is_active = true, password_hash = $2, updated_at = now() "
-                    "WHERE id = $1", [user_id, password_hash])
-                revoked = await conn.execute_query_dict(
-                    "UPDATE sessions SET revoked_at = now(), revoked_reason = 'promoted' "
-                    "WHERE user_id = $1 AND revoked_at IS NULL RETURNING id", [user_id])
-                await audit.record(conn, ctx, "admin.user.updated", target_type="user", target_id=user_id,
-                                   details={"via": "cli", "role": [rows[0]["role"], "admin"],
-                                            "password_reset": True, "sessions_revoked": len(revoked)})
-            print(f"promoted {email} to admin; its password was replaced and {len(revoked)} session(s) revoked")
+        if existing is not None:
+            async with transaction() as tx:
+                before = str(existing.role)
+                existing.role, existing.is_active, existing.password_hash = Role.ADMIN, True, password_hash
+                await existing.save(using_db=tx, update_fields=["role", "is_active", "password_hash", "updated_at"])
+                revoked = await Session.filter(user_id=existing.id, revoked_at__isnull=True).using_db(tx).update(
+                    revoked_at=dt.datetime.now(dt.UTC), revoked_reason="promoted")
+                await audit.record(tx, ctx, "admin.user.updated", target_type="user", target_id=existing.id,
+                                   details={"via": "cli", "role": [before, "admin"], "password_reset": True,
+                                            "sessions_revoked": revoked})
+            print(f"promoted {email} to admin; its password was replaced and {revoked} session(s) revoked")
             return
-        user_id = uuid.uuid4()
-        async with in_transaction() as conn:
-            await conn.execute_query(
-                "INSERT INTO users (id, email, password_hash, full_name, role) VALUES ($1, $2, $3, $4, 'admin')",
-                [user_id, email, password_hash, full_name])
-            await audit.record(conn, ctx, "auth.register", actor_id=user_id, target_type="user",
-                               target_id=user_id, details={"via": "cli", "role": "admin"})
+        async with transaction() as tx:
+            user = await User.create(using_db=tx, id=uuid.uuid4(), email=email, password_hash=password_hash,
+                                     full_name=full_name, role=Role.ADMIN)
+            await audit.record(tx, ctx, "auth.register", actor_id=user.id, target_type="user",
+                               target_id=user.id, details={"via": "cli", "role": "admin"})
         print(f"created admin {email}")
     finally:
         await close_database()

@@ -15,16 +15,13 @@ from typing import Any
 
 from sanic.request import Request
 
+from models import AuditEvent
 from service.context import RequestContext, context_of
 from service.database import connection
-from service.jsonutil import dumps
+from service.jsonutil import scrub
 
 log = logging.getLogger("service.audit")
 
-INSERT = (
-    "INSERT INTO audit_events (id, request_id, actor_id, ip, action, target_type, target_id, "
-    "outcome, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)"
-)
 # Keys that must never reach an audit row, whatever a caller passes.
 _SECRET_KEYS = {"password", "current_password", "new_password", "token", "access_token",
                 "refresh_token", "cookie", "authorization", "password_hash", "secret"}
@@ -45,14 +42,14 @@ async def record(
     details: dict[str, Any] | None = None,
     actor_id: uuid.UUID | None = None,
 ) -> None:
-    """Write one audit row on ``conn`` (the caller's transaction) and its log line."""
+    """Write one audit row on ``conn`` (the caller's transaction) and its log line; occurred_at
+    is the database's clock_timestamp()."""
     actor = actor_id or ctx.actor_id
-    clean = _clean(details)
-    await conn.execute_query(
-        INSERT,
-        [uuid.uuid4(), ctx.request_id, actor, ctx.ip, action, target_type,
-         None if target_id is None else str(target_id), outcome, dumps(clean).decode()],
-    )
+    clean = scrub(_clean(details))  # strings from headers may hold undecodable bytes
+    await AuditEvent.create(
+        using_db=conn, id=uuid.uuid4(), request_id=ctx.request_id, actor_id=actor, ip=ctx.ip, action=action,
+        target_type=target_type, target_id=None if target_id is None else str(target_id), outcome=outcome,
+        details=clean)
     _log(ctx, action, outcome, actor, target_type, target_id, clean)
 
 
