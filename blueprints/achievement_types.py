@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, StrictBool, StrictStr
 from sanic import Blueprint
@@ -11,6 +11,7 @@ from sanic_ext import openapi
 
 from blueprints.docs import PROTECTED, ok, problems
 from blueprints.schemas import TYPE_LIST_SCHEMA, TYPE_SCHEMA
+from models.enums import SLUG_PATTERN, Category, literal
 from service import catalogue
 from service.authn import require_role
 from service.context import context_of
@@ -20,14 +21,12 @@ from service.validation import Body, Query, json_body, not_null, patch_changes, 
 
 bp = Blueprint("achievement_types", url_prefix="/achievement-types")
 
-SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
-Category = Literal["educational", "scientific", "creative", "social", "sports"]
 
 
 class TypeIn(Body):
     slug: Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=SLUG_PATTERN)]
     name: trimmed(1, 200)
-    category: Category
+    category: literal(Category)
     is_active: StrictBool = True
 
 

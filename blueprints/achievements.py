@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Literal
+import re
+from typing import Annotated
 
 from pydantic import AfterValidator, ConfigDict, Field, StrictStr
 from sanic import Blueprint
@@ -20,10 +21,12 @@ from blueprints.schemas import (
     EXPORT_JSON_SCHEMA,
     STATS_SCHEMA,
 )
-from service import achievements, exports
+from models.enums import SLUG_PATTERN, Category, Decision, Status, literal, values
+from service.achievements import exports, queries, rules, usecases
 from service.authn import current_user, parse_uuid_or_404, require_role
 from service.context import context_of
 from service.edge import body_limit
+from service.errors import BadRequest
 from service.jsonutil import dumps, json_response, uuid_or_none
 from service.validation import (
     NOT_BLANK_TEXT,
@@ -45,12 +48,11 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json", "xlsx": XLSX}
 MERGE_PATCH = ("application/json", "application/merge-patch+json")
 NULLABLE = frozenset({"proof_url", "description"})
-SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
 # Must also name an active type of the catalogue (422 otherwise).
 Slug = Annotated[StrictStr, Field(min_length=1, max_length=64, json_schema_extra={"pattern": SLUG_PATTERN})]
-AchievementDate = Annotated[DateStr, AfterValidator(achievements.check_date)]
+AchievementDate = Annotated[DateStr, AfterValidator(rules.check_date)]
 # Also: http or https only, no user:password, a public host (422 otherwise).
-ProofUrl = Annotated[StrictStr, AfterValidator(achievements.check_proof_url),
+ProofUrl = Annotated[StrictStr, AfterValidator(rules.check_proof_url),
                      Field(json_schema_extra={"format": "uri", "maxLength": 2048})]
 Description = Annotated[Text, Field(max_length=4000)]
 
@@ -82,7 +84,7 @@ class ReviewIn(Body):
         "then": {"required": ["comment"], "properties": {"comment": {"type": "string", "pattern": NOT_BLANK_TEXT}}},
     })
 
-    decision: Literal["approved", "rejected"]
+    decision: literal(Decision)
     comment: Annotated[Text, Field(max_length=2000)] | None = None
 
 
@@ -106,13 +108,13 @@ IF_NONE_MATCH_READ = openapi.parameter(
 
 def _list_parameters(handler):
     for name, schema, description in [
-        ("type", String(pattern=SLUG_PATTERN), "achievement type slug (repeatable)"),
-        ("category", choice(*achievements.CATEGORIES), "educational, scientific, creative, social or sports"),
-        ("status", choice(*achievements.STATUSES), "pending, approved or rejected"),
+        ("type", String(pattern=SLUG_PATTERN, maxLength=64), "achievement type slug (repeatable)"),
+        ("category", choice(*values(Category)), "educational, scientific, creative, social or sports"),
+        ("status", choice(*values(Status)), "pending, approved or rejected"),
         ("date_from", DATE, "inclusive, YYYY-MM-DD"),
         ("date_to", DATE, "inclusive, YYYY-MM-DD"),
         ("q", text(200), "case-insensitive text in the title"),
-        ("sort", choice(*achievements.SORT_CHOICES), "date, -date (default), title, -title, created_at, -created_at"),
+        ("sort", choice(*queries.SORT_CHOICES), "date, -date (default), title, -title, created_at, -created_at"),
         ("limit", LIMIT, "1-100 (default 20)"),
         ("cursor", CURSOR, "opaque, from next_cursor"),
         ("owner", OWNER, OWNER_DESCRIPTION),
@@ -126,18 +128,18 @@ def _location(row) -> str:
 
 
 def _item_response(request: Request, row, status: int = 200) -> HTTPResponse:
-    etag = achievements.etag_of(row)
+    etag = rules.etag_of(row["id"], row["version"])
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
-    if status == 200 and achievements.none_match(request.headers.getone("if-none-match", None), etag):
+    if status == 200 and rules.none_match(request.headers.getone("if-none-match", None), etag):
         return HTTPResponse(status=304, headers=headers)
     if status == 201:
         headers["Location"] = _location(row)
-    return json_response(achievements.to_json(row), status=status, headers=headers)
+    return json_response(queries.to_json(row), status=status, headers=headers)
 
 
-def _preconditions(request: Request) -> achievements.Preconditions:
+def _preconditions(request: Request) -> rules.Preconditions:
     headers = request.headers
-    return achievements.Preconditions(headers.getone("if-match", None), headers.getone("if-none-match", None))
+    return rules.Preconditions(headers.getone("if-match", None), headers.getone("if-none-match", None))
 
 
 def _quota(request: Request) -> int:
@@ -154,8 +156,8 @@ async def _type_checks(request: Request, data: dict, failed: set[str]) -> list[d
     achievement_id = request.match_info.get("achievement_id")
     if achievement_id and request.method in ("PUT", "PATCH"):
         parsed = uuid_or_none(achievement_id)
-        current = await achievements.current_type_of(current_user(request), parsed) if parsed else None
-    return await achievements.type_errors({"type": slug}, current_type=current)
+        current = await queries.current_type_of(current_user(request), parsed) if parsed else None
+    return await queries.type_errors({"type": slug}, current_type=current)
 
 
 async def _batch_type_checks(request: Request, data: dict, failed: set[str]) -> list[dict[str, str]]:
@@ -165,7 +167,7 @@ async def _batch_type_checks(request: Request, data: dict, failed: set[str]) -> 
     slugs = {f"items[{i}].type": item["type"] for i, item in enumerate(items)
              if isinstance(item, dict) and isinstance(item.get("type"), str)
              and f"items[{i}].type" not in failed}
-    return await achievements.type_errors(slugs)
+    return await queries.type_errors(slugs)
 
 
 def _patch_rules(body: AchievementPatch) -> list[dict[str, str]]:
@@ -178,9 +180,29 @@ def _review_rules(body: ReviewIn) -> list[dict[str, str]]:
     return []
 
 
-def _filter(request: Request, extra: set[str] = frozenset()) -> tuple[Query, achievements.AchievementFilter]:
-    query = Query(request, achievements.LIST_PARAMS | extra, repeatable=frozenset({"type"}))
-    return query, achievements.filter_from_query(query, current_user(request))
+LIST_PARAMS = {"type", "category", "status", "date_from", "date_to", "q", "sort", "limit", "cursor", "owner"}
+
+
+def _filter(request: Request, extra: set[str] = frozenset()) -> tuple[Query, queries.AchievementFilter]:
+    """The list's query string as a filter (400 for anything unknown or malformed); whose
+    achievements it covers is the rules' decision."""
+    query = Query(request, LIST_PARAMS | extra, repeatable=frozenset({"type"}))
+    return query, _achievement_filter(query, current_user(request))
+
+
+def _achievement_filter(query: Query, user) -> queries.AchievementFilter:
+    owner = query.get("owner")
+    owner_id = rules.list_owner(user, None if owner is None else "any" if owner == "any" else query.uuid("owner"))
+    types = tuple(query.all("type"))
+    for slug in types:
+        if len(slug) > 64 or not re.fullmatch(SLUG_PATTERN, slug):
+            raise BadRequest("type must be an achievement type slug")
+    category, status = query.choice("category", values(Category)), query.choice("status", values(Status))
+    return queries.AchievementFilter(
+        owner_id=owner_id, types=types, category=Category(category) if category else None,
+        status=Status(status) if status else None, date_from=query.date("date_from"),
+        date_to=query.date("date_to"), q=query.text("q", 200),
+        sort=query.choice("sort", queries.SORT_CHOICES) or "-date")
 
 
 @bp.get("/")
@@ -195,12 +217,12 @@ def _filter(request: Request, extra: set[str] = frozenset()) -> tuple[Query, ach
 async def list_achievements(request: Request):
     query, filt = _filter(request)
     limit = query.int("limit", 20, 1, 100)
-    result = await achievements.page(request.app.ctx.cursors, filt, limit, query.cursor())
-    payload = dumps({"items": [achievements.to_json(r) for r in result["rows"]],
-                     "next_cursor": result["next_cursor"], "total": result["total"]})
-    etag = achievements.body_etag(payload)
+    result = await queries.page(request.app.ctx.cursors, filt, limit, query.cursor())
+    payload = dumps({"items": [queries.to_json(r) for r in result.rows],
+                     "next_cursor": result.next_cursor, "total": result.total})
+    etag = rules.body_etag(payload)
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
-    if achievements.none_match(request.headers.getone("if-none-match", None), etag):
+    if rules.none_match(request.headers.getone("if-none-match", None), etag):
         return HTTPResponse(status=304, headers=headers)
     return HTTPResponse(payload, headers=headers, content_type="application/json")
 
@@ -213,7 +235,7 @@ async def list_achievements(request: Request):
 @problems(*PROTECTED, 409, 413, 415, 422)
 @json_body(AchievementIn, checks=_type_checks)
 async def create_achievement(request: Request, body: AchievementIn):
-    row = await achievements.create(context_of(request), current_user(request), body.model_dump(),
+    row = await usecases.create(context_of(request), current_user(request), body.model_dump(),
                                     _quota(request))
     return _item_response(request, row, status=201)
 
@@ -226,7 +248,7 @@ async def create_achievement(request: Request, body: AchievementIn):
 @problems(*PROTECTED, 409, 413, 415, 422)
 @json_body(BatchIn, checks=_batch_type_checks)
 async def create_batch(request: Request, body: BatchIn):
-    ids = await achievements.create_batch(context_of(request), current_user(request),
+    ids = await usecases.create_batch(context_of(request), current_user(request),
                                           [item.model_dump() for item in body.items], _quota(request))
     return json_response({"created": len(ids), "ids": ids}, status=201)
 
@@ -252,40 +274,22 @@ async def export(request: Request):
     if request.method == "HEAD":  # the headers of the download, without reading a row
         return HTTPResponse(status=200, headers=headers, content_type=EXPORT_TYPES[fmt])
     if fmt == "xlsx":
-        rows = [row async for row in _all_rows(cursors, filt)]
+        rows = [row async for page in queries.all_pages(cursors, filt) for row in page]
         workbook = await asyncio.get_running_loop().run_in_executor(None, exports.xlsx_workbook, rows)
         return HTTPResponse(workbook, headers=headers, content_type=EXPORT_TYPES[fmt])
     response = await request.respond(content_type=EXPORT_TYPES[fmt], headers=headers)
     if fmt == "csv":
         await response.send(exports.csv_lines([list(exports.COLUMNS)]))
-        async for rows in _pages(cursors, filt):
+        async for rows in queries.all_pages(cursors, filt):
             await response.send(exports.csv_lines([exports.csv_cells(r) for r in rows]))
     else:
         await response.send(b'{"items":[')
         separator = b""
-        async for rows in _pages(cursors, filt):
-            await response.send(separator + b",".join(dumps(achievements.to_json(r)) for r in rows))
+        async for rows in queries.all_pages(cursors, filt):
+            await response.send(separator + b",".join(dumps(queries.to_json(r)) for r in rows))
             separator = b","
         await response.send(b"]}")
     await response.eof()
-
-
-async def _pages(cursors, filt: achievements.AchievementFilter, size: int = 500):
-    """Every matching row, a page (keyset) at a time; never an empty page."""
-    cursor = None
-    while True:
-        result = await achievements.page(cursors, filt, size, cursor, with_total=False)
-        if result["rows"]:
-            yield result["rows"]
-        cursor = result["next_cursor"]
-        if not cursor:
-            return
-
-
-async def _all_rows(cursors, filt: achievements.AchievementFilter):
-    async for rows in _pages(cursors, filt):
-        for row in rows:
-            yield row
 
 
 @bp.get("/stats")
@@ -297,8 +301,8 @@ async def _all_rows(cursors, filt: achievements.AchievementFilter):
 @problems(*PROTECTED, 403)
 async def stats(request: Request):
     query = Query(request, {"owner"})
-    filt = achievements.filter_from_query(query, current_user(request))
-    return json_response(await achievements.stats(filt), headers={"Cache-Control": "no-store"})
+    filt = _achievement_filter(query, current_user(request))
+    return json_response(await queries.stats(filt), headers={"Cache-Control": "no-store"})
 
 
 @bp.get("/<achievement_id>")
@@ -311,7 +315,7 @@ async def stats(request: Request):
 @problems(*PROTECTED, 404)
 async def get_achievement(request: Request, achievement_id: str):
     Query(request, set())
-    row = await achievements.get(current_user(request), parse_uuid_or_404(achievement_id))
+    row = await usecases.get(current_user(request), parse_uuid_or_404(achievement_id))
     return _item_response(request, row)
 
 
@@ -326,7 +330,7 @@ async def get_achievement(request: Request, achievement_id: str):
 @json_body(AchievementIn, checks=_type_checks)
 async def replace_achievement(request: Request, achievement_id: str, body: AchievementIn):
     changes = {"proof_url": None, "description": None, **body.model_dump()}
-    row = await achievements.update(context_of(request), current_user(request), parse_uuid_or_404(achievement_id),
+    row = await usecases.update(context_of(request), current_user(request), parse_uuid_or_404(achievement_id),
                                     changes, _preconditions(request))
     return _item_response(request, row, status=200)
 
@@ -342,7 +346,7 @@ async def replace_achievement(request: Request, achievement_id: str, body: Achie
 @json_body(AchievementPatch, media_types=MERGE_PATCH, rules=_patch_rules, checks=_type_checks)
 async def patch_achievement(request: Request, achievement_id: str, body: AchievementPatch):
     changes = patch_changes(body, nullable=NULLABLE)
-    row = await achievements.update(context_of(request), current_user(request), parse_uuid_or_404(achievement_id),
+    row = await usecases.update(context_of(request), current_user(request), parse_uuid_or_404(achievement_id),
                                     changes, _preconditions(request))
     return _item_response(request, row, status=200)
 
@@ -356,7 +360,7 @@ async def patch_achievement(request: Request, achievement_id: str, body: Achieve
 @ok(204, None, "Deleted")
 @problems(*PROTECTED, 403, 404, 412)
 async def delete_achievement(request: Request, achievement_id: str):
-    await achievements.delete(context_of(request), current_user(request), parse_uuid_or_404(achievement_id),
+    await usecases.delete(context_of(request), current_user(request), parse_uuid_or_404(achievement_id),
                               _preconditions(request))
     return HTTPResponse(status=204)
 
@@ -373,6 +377,6 @@ async def delete_achievement(request: Request, achievement_id: str):
 @json_body(ReviewIn, rules=_review_rules)
 async def review_achievement(request: Request, achievement_id: str, body: ReviewIn):
     comment = body.comment.strip() if body.comment else None
-    row = await achievements.review(context_of(request), current_user(request), parse_uuid_or_404(achievement_id),
-                                    body.decision, comment or None, _preconditions(request))
+    row = await usecases.review(context_of(request), current_user(request), parse_uuid_or_404(achievement_id),
+                                    Decision(body.decision), comment or None, _preconditions(request))
     return _item_response(request, row, status=200)

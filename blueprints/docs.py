@@ -5,6 +5,7 @@ from __future__ import annotations
 from sanic_ext import openapi
 from sanic_ext.extensions.openapi.types import Integer, String
 
+from models.enums import Role, values
 from service.docs import PROBLEM_DESCRIPTIONS, PROBLEM_SCHEMA, problem_content
 from service.validation import NO_CONTROL_PATTERN
 
@@ -58,7 +59,7 @@ USER_SCHEMA = {
         "id": {"type": "string", "format": "uuid"},
         "email": {"type": "string"},
         "full_name": {"type": "string"},
-        "role": {"type": "string", "enum": ["student", "curator", "admin"]},
+        "role": {"type": "string", "enum": list(values(Role))},
         "is_active": {"type": "boolean"},
         "created_at": {"type": "string", "format": "date-time"},
     },

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from blueprints.docs import USER_SCHEMA
+from models.enums import Category, Decision, Outcome, Status, values
 
 _UUID = {"type": "string", "format": "uuid"}
 _NULLABLE_STR = {"type": ["string", "null"]}
@@ -12,7 +13,7 @@ REVIEW_SCHEMA = {
     "additionalProperties": False,
     "required": ["decision", "comment", "reviewer_id", "reviewed_at"],
     "properties": {
-        "decision": {"type": "string", "enum": ["approved", "rejected"]},
+        "decision": {"type": "string", "enum": list(values(Decision))},
         "comment": _NULLABLE_STR,
         "reviewer_id": {"type": ["string", "null"], "format": "uuid"},
         "reviewed_at": {"type": ["string", "null"], "format": "date-time"},
@@ -29,11 +30,11 @@ ACHIEVEMENT_SCHEMA = {
         "owner_id": _UUID,
         "title": {"type": "string"},
         "type": {"type": "string"},
-        "category": {"type": "string", "enum": ["educational", "scientific", "creative", "social", "sports"]},
+        "category": {"type": "string", "enum": list(values(Category))},
         "date": {"type": "string", "format": "date"},
         "proof_url": _NULLABLE_STR,
         "description": _NULLABLE_STR,
-        "status": {"type": "string", "enum": ["pending", "approved", "rejected"]},
+        "status": {"type": "string", "enum": list(values(Status))},
         "review": REVIEW_SCHEMA,
         "version": {"type": "integer"},
         "created_at": {"type": "string", "format": "date-time"},
@@ -81,7 +82,7 @@ TYPE_SCHEMA = {
     "properties": {
         "slug": {"type": "string"},
         "name": {"type": "string"},
-        "category": {"type": "string", "enum": ["educational", "scientific", "creative", "social", "sports"]},
+        "category": {"type": "string", "enum": list(values(Category))},
         "is_active": {"type": "boolean"},
     },
 }
@@ -114,7 +115,7 @@ AUDIT_EVENT_SCHEMA = {
         "action": {"type": "string"},
         "target_type": _NULLABLE_STR,
         "target_id": _NULLABLE_STR,
-        "outcome": {"type": "string", "enum": ["success", "failure", "denied"]},
+        "outcome": {"type": "string", "enum": list(values(Outcome))},
         "details": {"type": "object"},
     },
 }

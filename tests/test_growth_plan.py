@@ -1,7 +1,7 @@
 """Growth: on a large table the list (every sort, first and later pages) and the load by id
 are index scans, never a sequential scan of achievements (issue 8). The benchmark's
 ``--growth`` mode measures the same at 1,000,000 rows; here 200,000 keep the suite fast.
-The queries are the service's own (``achievements.page_queries`` and ``BY_ID``)."""
+The queries are the service's own (``queries.page_queries`` and ``BY_ID``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import uuid
 import asyncpg
 import pytest
 
-from service import achievements
+from service.achievements import queries
 from tests.conftest import TRUNCATE
 
 ROWS = 200_000
@@ -82,12 +82,12 @@ def owner_with_rows(growth_db, loop) -> uuid.UUID:
         "SELECT owner_id FROM achievements GROUP BY owner_id ORDER BY count(*) DESC LIMIT 1"))
 
 
-@pytest.mark.parametrize("sort", achievements.SORT_CHOICES)
+@pytest.mark.parametrize("sort", queries.SORT_CHOICES)
 def test_own_list_is_an_index_scan_for_every_sort_and_page(growth_db, loop, sort):
     owner = owner_with_rows(growth_db, loop)
-    filt = achievements.AchievementFilter(owner_id=owner, sort=sort)
-    column, _ = achievements._sort(filt)
-    (first_sql, first_params), (count_sql, count_params) = achievements.page_queries(filt, 20)
+    filt = queries.AchievementFilter(owner_id=owner, sort=sort)
+    column, _, _ = filt.order
+    (first_sql, first_params), (count_sql, count_params) = queries.page_queries(filt, 20)
     assert_index_only_access(plan_of(growth_db, loop, first_sql, first_params), f"first page, sort {sort}")
     assert_index_only_access(plan_of(growth_db, loop, count_sql, count_params), f"total, sort {sort}")
 
@@ -95,20 +95,20 @@ def test_own_list_is_an_index_scan_for_every_sort_and_page(growth_db, loop, sort
     middle = loop.run_until_complete(growth_db.fetchrow(
         f"SELECT {column} AS value, id FROM achievements WHERE owner_id = $1 ORDER BY {column}, id "
         "OFFSET 100 LIMIT 1", owner))
-    (next_sql, next_params), _ = achievements.page_queries(filt, 20, (middle["value"], middle["id"]))
+    (next_sql, next_params), _ = queries.page_queries(filt, 20, (middle["value"], middle["id"]))
     assert_index_only_access(plan_of(growth_db, loop, next_sql, next_params), f"later page, sort {sort}")
 
 
 def test_staff_list_of_everyone_pages_by_index(growth_db, loop):
     for sort in ("-date", "title", "created_at"):
-        filt = achievements.AchievementFilter(owner_id=None, sort=sort)
-        (sql, params), _ = achievements.page_queries(filt, 20)
+        filt = queries.AchievementFilter(owner_id=None, sort=sort)
+        (sql, params), _ = queries.page_queries(filt, 20)
         assert_index_only_access(plan_of(growth_db, loop, sql, params), f"owner=any, sort {sort}")
 
 
 def test_load_by_id_is_an_index_scan(growth_db, loop):
     some_id = loop.run_until_complete(growth_db.fetchval("SELECT id FROM achievements OFFSET 12345 LIMIT 1"))
-    nodes = plan_of(growth_db, loop, achievements.BY_ID, [some_id])
+    nodes = plan_of(growth_db, loop, queries.BY_ID, [some_id])
     assert_index_only_access(nodes, "by id")
     assert any(n.get("Index Name") == "achievements_pkey" for n in nodes)
 

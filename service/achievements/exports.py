@@ -11,7 +11,7 @@ from typing import Any
 
 import xlsxwriter
 
-from service.achievements import to_json
+from service.achievements.queries import to_json
 
 COLUMNS = ("id", "title", "type", "category", "date", "proof_url", "description", "status",
            "created_at", "updated_at")

@@ -1,0 +1,233 @@
+"""How achievements are read: the representation, the filter of a list, keyset pages, stats
+and the type catalogue's checks.
+
+The list, one achievement and the create are the per-request hot path (tests.bench S1-S3):
+they are SQL on the pool (``service.database.fetch``), declared once here, because keyset
+pages run on the generated ``title_key`` column the ORM cannot order by, and the ORM's result
+conversion costs about a tenth of a small request's CPU. Everything else goes through the models.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from models import Achievement, AchievementType
+from models.enums import Category, Status, values
+from service.context import CurrentUser
+from service.database import connection, fetch
+from service.jsonutil import iso
+from service.pagination import Cursors, parse_position, position_of, scope_of
+
+COLUMNS = (
+    "id, owner_id, title, type, category, date, proof_url, description, status, review_decision, "
+    "review_comment, reviewer_id, reviewed_at, version, created_at, updated_at"
+)
+FIELDS = tuple(column.strip() for column in COLUMNS.split(","))
+BY_ID = f"SELECT {COLUMNS} FROM achievements WHERE id = $1"
+# sort parameter -> (column, its Python type); "-" in front means newest/last first.
+SORTS = {"date": ("date", dt.date), "title": ("title_key", str), "created_at": ("created_at", dt.datetime)}
+SORT_CHOICES = ("date", "-date", "title", "-title", "created_at", "-created_at")
+
+
+# --- representation ---------------------------------------------------------------------------------
+
+def row_of(achievement: Achievement) -> dict[str, Any]:
+    """A model instance as the mapping the representation reads (as a fetched row is)."""
+    return {name: getattr(achievement, name) for name in FIELDS}
+
+
+def to_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    review = None
+    if row["review_decision"]:
+        review = {
+            "decision": str(row["review_decision"]),
+            "comment": row["review_comment"],
+            "reviewer_id": str(row["reviewer_id"]) if row["reviewer_id"] else None,
+            "reviewed_at": iso(row["reviewed_at"]),
+        }
+    return {
+        "id": str(row["id"]),
+        "owner_id": str(row["owner_id"]),
+        "title": row["title"],
+        "type": row["type"],
+        "category": str(row["category"]),
+        "date": row["date"].isoformat(),
+        "proof_url": row["proof_url"],
+        "description": row["description"],
+        "status": str(row["status"]),
+        "review": review,
+        "version": row["version"],
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+    }
+
+
+async def by_id(achievement_id: uuid.UUID) -> Mapping[str, Any] | None:
+    rows = await fetch(BY_ID, achievement_id)
+    return rows[0] if rows else None
+
+
+# --- the type catalogue --------------------------------------------------------------------------------
+
+def type_error(field_path: str, is_active: bool | None, is_current: bool = False) -> dict[str, str] | None:
+    """The error for a type slug that is unknown (``is_active`` None) or inactive; an
+    achievement may keep its current type after the type was deactivated."""
+    if is_active is None:
+        return {"field": field_path, "message": "is not a known achievement type", "code": "unknown_type"}
+    if not is_active and not is_current:
+        return {"field": field_path, "message": "is not an active achievement type", "code": "inactive_type"}
+    return None
+
+
+async def type_errors(slugs: Mapping[str, str], current_type: str | None = None) -> list[dict[str, str]]:
+    """Errors for the type slugs of ``slugs`` (field path -> slug), in one query."""
+    if not slugs:
+        return []
+    found = await AchievementType.filter(slug__in=sorted(set(slugs.values()))).values_list("slug", "is_active")
+    active = dict(found)
+    errors = [type_error(path, active.get(slug), slug == current_type) for path, slug in slugs.items()]
+    return [error for error in errors if error]
+
+
+async def categories_of_active_types() -> dict[str, str]:
+    return dict(await AchievementType.filter(is_active=True).values_list("slug", "category"))
+
+
+async def current_type_of(user: CurrentUser, achievement_id: uuid.UUID) -> str | None:
+    """The type of the caller's own achievement (None for anyone else's: nothing leaks)."""
+    types = await Achievement.filter(id=achievement_id, owner_id=user.id).values_list("type", flat=True)
+    return types[0] if types else None
+
+
+async def existing_id(tx, owner_id: uuid.UUID, type_: str, date: dt.date, title: str) -> uuid.UUID | None:
+    """The id of the owner's achievement that ``title`` duplicates. SQL: the comparison runs on
+    the generated title_key with the database's lower(), which the ORM cannot express."""
+    rows = await tx.execute_query_dict(
+        "SELECT id FROM achievements WHERE owner_id = $1 AND type = $2 AND date = $3 "
+        "AND title_key = lower(btrim($4))", [owner_id, type_, date, title])
+    return rows[0]["id"] if rows else None
+
+
+# --- lists --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AchievementFilter:
+    """What a list, an export or stats covers (owner None: everyone's)."""
+
+    owner_id: uuid.UUID | None
+    types: tuple[str, ...] = ()
+    category: Category | None = None
+    status: Status | None = None
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    q: str | None = None
+    sort: str = "-date"
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses, params = [], []
+
+        def add(template: str, value: Any) -> None:
+            params.append(value)
+            clauses.append(template.format(f"${len(params)}"))
+
+        if self.owner_id is not None:
+            add("owner_id = {}", self.owner_id)
+        if self.types:
+            add("type = ANY({}::text[])", list(self.types))
+        if self.category:
+            add("category = {}", str(self.category))
+        if self.status:
+            add("status = {}", str(self.status))
+        if self.date_from:
+            add("date >= {}", self.date_from)
+        if self.date_to:
+            add("date <= {}", self.date_to)
+        if self.q:
+            escaped = self.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            add("title_key LIKE lower({})", f"%{escaped}%")  # the database's case rule, as title_key
+        return (" AND ".join(clauses) or "TRUE"), params
+
+    def scope(self) -> str:
+        return scope_of(str(self.owner_id), sorted(self.types), self.category, self.status,
+                        str(self.date_from), str(self.date_to), self.q, self.sort)
+
+    @property
+    def order(self) -> tuple[str, type, bool]:
+        """(column, its type, descending)."""
+        column, kind = SORTS[self.sort.lstrip("-")]
+        return column, kind, self.sort.startswith("-")
+
+
+def page_queries(filt: AchievementFilter, limit: int, position: tuple[Any, uuid.UUID] | None = None
+                 ) -> tuple[tuple[str, list[Any]], tuple[str, list[Any]]]:
+    """The SQL of one page (keyset: after ``position``, one row more than ``limit`` to tell
+    whether another page follows) and of the total, with their parameters."""
+    column, _, descending = filt.order
+    where, params = filt.where()
+    page_where, page_params = where, list(params)
+    if position is not None:
+        op = "<" if descending else ">"
+        page_where = f"{where} AND ({column}, id) {op} (${len(params) + 1}, ${len(params) + 2})"
+        page_params += list(position)
+    direction = "DESC" if descending else "ASC"
+    page_sql = (f"SELECT {COLUMNS}, title_key FROM achievements WHERE {page_where} "
+                f"ORDER BY {column} {direction}, id {direction} LIMIT {int(limit) + 1}")
+    return (page_sql, page_params), (f"SELECT count(*) AS n FROM achievements WHERE {where}", params)
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[Mapping[str, Any]]
+    next_cursor: str | None
+    total: int | None = None
+
+
+async def page(cursors: Cursors, filt: AchievementFilter, limit: int, cursor: str | None,
+               with_total: bool = True) -> Page:
+    column, kind, _ = filt.order
+    position = parse_position(kind, cursors.decode(filt.scope(), cursor)) if cursor else None
+    (page_sql, page_params), (count_sql, count_params) = page_queries(filt, limit, position)
+    rows = await fetch(page_sql, *page_params)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = cursors.encode(filt.scope(), position_of(rows[-1][column], rows[-1]["id"]))
+    total = (await fetch(count_sql, *count_params))[0]["n"] if with_total else None
+    return Page(rows, next_cursor, total)
+
+
+async def all_pages(cursors: Cursors, filt: AchievementFilter, size: int = 500):
+    """Every matching row, a keyset page at a time (never an empty page): for exports."""
+    cursor = None
+    while True:
+        result = await page(cursors, filt, size, cursor, with_total=False)
+        if result.rows:
+            yield result.rows
+        cursor = result.next_cursor
+        if not cursor:
+            return
+
+
+async def stats(filt: AchievementFilter) -> dict[str, Any]:
+    """Counts by category, status and year in one statement (GROUPING SETS: SQL, the ORM has
+    no such aggregate)."""
+    where, params = filt.where()
+    rows = await connection().execute_query_dict(
+        f"SELECT category, status, extract(year FROM date)::int AS year, count(*) AS n "
+        f"FROM achievements WHERE {where} GROUP BY GROUPING SETS ((category), (status), (year))", params)
+    by_category = dict.fromkeys(values(Category), 0)
+    by_status = dict.fromkeys(values(Status), 0)
+    by_year: dict[str, int] = {}
+    for row in rows:
+        if row["category"] is not None:
+            by_category[row["category"]] = row["n"]
+        elif row["status"] is not None:
+            by_status[row["status"]] = row["n"]
+        elif row["year"] is not None:
+            by_year[str(row["year"])] = row["n"]
+    return {"total": sum(by_status.values()), "by_category": by_category, "by_status": by_status,
+            "by_year": dict(sorted(by_year.items()))}
