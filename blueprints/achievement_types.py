@@ -16,8 +16,8 @@ from service import catalogue
 from service.authn import require_role
 from service.context import context_of
 from service.errors import NotFound
-from service.jsonutil import json_response
-from service.validation import Body, Query, json_body, not_null, patch_changes, trimmed
+from service.platform.jsonutil import json_response
+from service.platform.validation import Body, Query, json_body, not_null, patch_changes, trimmed
 
 bp = Blueprint("achievement_types", url_prefix="/achievement-types")
 

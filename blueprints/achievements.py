@@ -25,10 +25,10 @@ from models.enums import SLUG_PATTERN, Category, Decision, Status, literal, valu
 from service.achievements import exports, queries, rules, usecases
 from service.authn import current_user, parse_uuid_or_404, require_role
 from service.context import context_of
-from service.edge import body_limit
 from service.errors import BadRequest
-from service.jsonutil import dumps, json_response, uuid_or_none
-from service.validation import (
+from service.platform.edge import body_limit
+from service.platform.jsonutil import dumps, json_response, uuid_or_none
+from service.platform.validation import (
     NOT_BLANK_TEXT,
     Body,
     DateStr,

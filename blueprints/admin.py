@@ -13,8 +13,8 @@ from models.enums import Role, literal, values
 from service import administration
 from service.authn import current_user, parse_uuid_or_404, require_role
 from service.context import context_of
-from service.jsonutil import json_response
-from service.validation import Body, Query, json_body, not_null, patch_changes
+from service.platform.jsonutil import json_response
+from service.platform.validation import Body, Query, json_body, not_null, patch_changes
 
 bp = Blueprint("admin", url_prefix="/admin")
 

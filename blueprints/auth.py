@@ -16,11 +16,11 @@ from service import accounts
 from service.audit import security_event
 from service.authn import bearer_token, current_user, user_for_token
 from service.context import context_of
-from service.edge import check_origin
 from service.errors import Forbidden, InvalidCredentials, TooManyRequests, Unauthorized, ValidationFailed
-from service.jsonutil import json_response
 from service.passwords import MAX_LENGTH, MIN_LENGTH
-from service.validation import Body, Secret, SingleLine, json_body, trimmed
+from service.platform.edge import check_origin
+from service.platform.jsonutil import json_response
+from service.platform.validation import Body, Secret, SingleLine, json_body, trimmed
 
 bp = Blueprint("auth", url_prefix="/auth")
 

@@ -6,13 +6,13 @@ from sanic_ext import openapi
 from sanic_ext.extensions.openapi.types import Integer, String
 
 from models.enums import Role, values
-from service.docs import PROBLEM_DESCRIPTIONS, PROBLEM_SCHEMA, problem_content
-from service.validation import NO_CONTROL_PATTERN
+from service.platform.docs import PROBLEM_DESCRIPTIONS, PROBLEM_SCHEMA, problem_content
+from service.platform.validation import NO_CONTROL_PATTERN
 
 __all__ = ["CURSOR", "DATE", "DATE_TIME", "LIMIT", "PROBLEM_SCHEMA", "PROTECTED", "TOKEN_SCHEMA", "USER_SCHEMA",
            "UUID", "choice", "ok", "problems", "query", "text"]
 
-# Query parameters, described as strictly as service.validation.Query parses them: a value
+# Query parameters, described as strictly as service.platform.validation.Query parses them: a value
 # outside these schemas gets 400, a value inside them never does (the cursor aside: it must
 # also be one the service signed).
 LIMIT = Integer(minimum=1, maximum=100)

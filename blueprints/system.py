@@ -5,9 +5,9 @@ from sanic.request import Request
 from sanic_ext import openapi
 
 from blueprints.docs import ok, problems
-from service.database import connection
 from service.errors import ServiceUnavailable
-from service.jsonutil import json_response
+from service.platform.database import connection
+from service.platform.jsonutil import json_response
 
 bp = Blueprint("system")
 

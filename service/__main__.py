@@ -8,7 +8,7 @@ import os
 import sys
 from functools import partial
 
-from service.settings import ConfigError, Settings
+from service.platform.settings import ConfigError, Settings
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -20,7 +20,7 @@ def _ensure_database_url() -> None:
     """Without DATABASE_URL every command uses the same private PostgreSQL under ./.data/."""
     if os.environ.get("DATABASE_URL"):
         return
-    from service.localdb import LocalDatabaseUnavailable, start_local_database
+    from service.platform.localdb import LocalDatabaseUnavailable, start_local_database
 
     print("DATABASE_URL is not set: using the private PostgreSQL under ./.data/postgres", file=sys.stderr)
     try:
@@ -38,7 +38,7 @@ def _settings(development: bool) -> Settings:
 
 
 def _migrate(settings: Settings) -> None:
-    from service.database import run_migrations
+    from service.platform.database import run_migrations
 
     applied = asyncio.run(run_migrations(settings))
     print(f"migrations applied: {', '.join(applied) if applied else 'none pending'}", file=sys.stderr)
@@ -95,7 +95,7 @@ def cmd_create_admin(args: argparse.Namespace) -> None:
 
 
 def cmd_makemigrations(args: argparse.Namespace) -> None:
-    from service.database import make_migrations
+    from service.platform.database import make_migrations
 
     changes = asyncio.run(make_migrations(check=args.check, name=args.name))
     if not changes:

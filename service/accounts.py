@@ -19,7 +19,6 @@ from tortoise.expressions import Q
 from models import RefreshToken, Session, User
 from service import audit
 from service.context import CurrentUser, RequestContext
-from service.database import transaction, violated_constraint
 from service.errors import (
     Conflict,
     Forbidden,
@@ -28,10 +27,11 @@ from service.errors import (
     Unauthorized,
     ValidationFailed,
 )
-from service.jsonutil import iso
 from service.passwords import hash_password, needs_rehash, password_problem, verify_password
-from service.ratelimit import RateLimits
-from service.settings import Settings
+from service.platform.database import transaction, violated_constraint
+from service.platform.jsonutil import iso
+from service.platform.ratelimit import RateLimits
+from service.platform.settings import Settings
 from service.tokens import hash_refresh_token, issue_access_token, new_refresh_token
 
 USER_FIELDS = ("id", "email", "full_name", "role", "is_active", "created_at")

@@ -11,8 +11,8 @@ from models import Role, Session, User
 from service import audit
 from service.accounts import _context_words, normalise_email
 from service.context import RequestContext
-from service.database import close_database, open_database, transaction
 from service.passwords import hash_password, password_problem
+from service.platform.database import close_database, open_database, transaction
 
 
 def _prompt_password(email: str, full_name: str) -> str:

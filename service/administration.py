@@ -13,10 +13,10 @@ from models import AuditEvent, Role, Session, User
 from service import audit
 from service.accounts import user_json
 from service.context import CurrentUser, RequestContext
-from service.database import transaction
 from service.errors import Conflict, NotFound
-from service.jsonutil import iso
-from service.pagination import Cursors, orm_page, scope_of
+from service.platform.database import transaction
+from service.platform.jsonutil import iso
+from service.platform.pagination import Cursors, orm_page, scope_of
 
 
 @dataclass(frozen=True)

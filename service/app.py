@@ -6,15 +6,15 @@ import gc
 
 from sanic import Sanic
 
-from service.database import close_database, open_database
-from service.docs import setup_docs
-from service.edge import JournalRequest, setup_edge
 from service.errors import setup_errors
-from service.lifecycle import setup_lifecycle, shield_helper_processes
-from service.logs import setup_logging
-from service.pagination import Cursors
-from service.ratelimit import RateLimits
-from service.settings import Settings
+from service.platform.database import close_database, open_database
+from service.platform.docs import setup_docs
+from service.platform.edge import JournalRequest, setup_edge
+from service.platform.lifecycle import setup_lifecycle, shield_helper_processes
+from service.platform.logs import setup_logging
+from service.platform.pagination import Cursors
+from service.platform.ratelimit import RateLimits
+from service.platform.settings import Settings
 
 APP_NAME = "achievement_journal"
 

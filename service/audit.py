@@ -17,8 +17,8 @@ from sanic.request import Request
 
 from models import AuditEvent
 from service.context import RequestContext, context_of
-from service.database import connection
-from service.jsonutil import scrub
+from service.platform.database import connection
+from service.platform.jsonutil import scrub
 
 log = logging.getLogger("service.audit")
 

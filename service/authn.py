@@ -14,9 +14,9 @@ from sanic.request import Request
 
 from service.audit import security_event
 from service.context import CurrentUser
-from service.database import fetch
 from service.errors import Forbidden, NotFound, TooManyRequests, Unauthorized
-from service.jsonutil import uuid_or_none
+from service.platform.database import fetch
+from service.platform.jsonutil import uuid_or_none
 from service.tokens import InvalidToken, verify_access_token
 
 SESSION_USER = (

@@ -9,8 +9,8 @@ from tortoise.exceptions import IntegrityError
 from models import AchievementType
 from service import audit
 from service.context import RequestContext
-from service.database import transaction, violated_constraint
 from service.errors import Conflict, NotFound
+from service.platform.database import transaction, violated_constraint
 
 TYPE_FIELDS = ("slug", "name", "category", "is_active")
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from sanic.request import Request
 
-from service.jsonutil import clean_text
-from service.requestctx import client_ip_of, request_id_of
+from service.platform.jsonutil import clean_text
+from service.platform.requestctx import client_ip_of, request_id_of
 
 
 @dataclass(frozen=True)

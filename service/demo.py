@@ -11,8 +11,8 @@ import uuid
 
 from tortoise.transactions import in_transaction
 
-from service.database import close_database, open_database
 from service.passwords import hash_password
+from service.platform.database import close_database, open_database
 
 FIRST = ["Anna", "Boris", "Chen", "Daria", "Emil", "Fatima", "Georg", "Hana", "Ivan", "Julia", "Kofi", "Lena",
          "Mateo", "Nadia", "Oleg", "Priya", "Quinn", "Rosa", "Sven", "Tara"]

@@ -14,8 +14,8 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from tortoise.exceptions import DBConnectionError
 
-from service.jsonutil import dumps
-from service.requestctx import request_id_of
+from service.platform.jsonutil import dumps
+from service.platform.requestctx import request_id_of
 
 log = logging.getLogger("service.errors")
 

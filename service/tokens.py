@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import jwt
 
-from service.settings import Settings
+from service.platform.settings import Settings
 
 ALGORITHM = "HS256"
 TOKEN_TYPE = "at+jwt"

@@ -21,7 +21,7 @@ import pytest
 from sanic import Sanic
 from sanic_testing.reusable import ReusableClient
 
-from service.settings import Settings
+from service.platform.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 # One database per run, so two runs on one server do not drop each other's data.
@@ -42,7 +42,7 @@ def _with_database(url: str, name: str) -> str:
 def database_url() -> str:
     base = os.environ.get("DATABASE_URL")
     if not base:
-        from service.localdb import start_local_database
+        from service.platform.localdb import start_local_database
 
         base = start_local_database(ROOT / ".data" / "test-postgres", database="postgres")
     url = _with_database(base, TEST_DB)
@@ -63,7 +63,7 @@ def database_url() -> str:
             await conn.close()
 
     asyncio.run(recreate())
-    from service.database import run_migrations
+    from service.platform.database import run_migrations
 
     asyncio.run(run_migrations(make_settings(url)))
     yield url
@@ -132,7 +132,7 @@ class Api:
 
     def sql(self, query: str, *args):
         """Run SQL on the app's own pool (the same loop) and return rows as dicts."""
-        from service.database import connection
+        from service.platform.database import connection
 
         return self.run(connection().execute_query_dict(query, list(args)))
 
@@ -188,7 +188,7 @@ def clean(request):
     yield
     if {"api", "users", "build_api"} & set(request.fixturenames):
         api = request.getfixturevalue("api")
-        from service.database import connection
+        from service.platform.database import connection
 
         api.run(connection().execute_script(TRUNCATE))
         api.run(api.app.ctx.limits.storage.reset())

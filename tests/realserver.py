@@ -429,7 +429,7 @@ class PgBouncer:
 
     def __init__(self, database_url: str, *, pool_mode: str = "transaction", pool_size: int = 4,
                  port: int | None = None, **settings: str | int) -> None:
-        from service.settings import DatabaseURL
+        from service.platform.settings import DatabaseURL
 
         self.binary = pgbouncer_binary()
         self.target = DatabaseURL.parse(database_url)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from openapi_spec_validator import validate
 
-from service.edge import API_CSP, DOCS_CSP
-from service.openapi_export import DEFAULT_OUTPUT
+from service.platform.edge import API_CSP, DOCS_CSP
+from service.platform.openapi_export import DEFAULT_OUTPUT
 
 ROOT = Path(__file__).resolve().parent.parent
 HIDDEN = {"HEAD", "OPTIONS", "TRACE"}
@@ -58,22 +58,22 @@ def resolve(spec: dict, schema: dict) -> dict:
 
 def test_served_spec_equals_committed_spec(spec):
     committed = json.loads(DEFAULT_OUTPUT.read_text(encoding="utf-8"))
-    assert spec == committed, "run `python -m service.openapi_export` and commit openapi/openapi.json"
+    assert spec == committed, "run `python -m service.platform.openapi_export` and commit openapi/openapi.json"
 
 
 def export(*args: str) -> subprocess.CompletedProcess:
     # A process of its own: the export builds an app with its own logging settings.
-    return subprocess.run([sys.executable, "-m", "service.openapi_export", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "service.platform.openapi_export", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_committed_spec_is_what_the_export_writes_and_check_catches_drift(tmp_path):
-    assert export("--check").returncode == 0, "run `python -m service.openapi_export`"
+    assert export("--check").returncode == 0, "run `python -m service.platform.openapi_export`"
     stale = tmp_path / "openapi.json"
     stale.write_text("{}\n", encoding="utf-8")
     checked = export("--check", "--output", str(stale))
     assert checked.returncode == 1
-    assert "python -m service.openapi_export" in checked.stderr
+    assert "python -m service.platform.openapi_export" in checked.stderr
     assert export("--output", str(stale)).returncode == 0
     assert stale.read_text(encoding="utf-8") == DEFAULT_OUTPUT.read_text(encoding="utf-8")
 
@@ -249,7 +249,8 @@ def test_swagger_ui_is_configured_to_stay_local(api):
 def test_served_redoc_loads_no_image_from_a_cdn(api):
     page = api.get("/docs/redoc").text
     bundle = next(url for url in re.findall(r'src="([^"]+)"', page) if "redoc.standalone" in url)
-    assert b"cdn.redoc.ly" not in api.get(bundle).content  # the side menu's logo (service/docs.py ASSET_REWRITES)
+    # the side menu's logo (ASSET_REWRITES in service/platform/docs.py)
+    assert b"cdn.redoc.ly" not in api.get(bundle).content
 
 
 def test_cdn_backed_sanic_ext_routes_are_gone(api):

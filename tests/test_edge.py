@@ -16,11 +16,11 @@ import uuid
 import pytest
 from limits.aio.storage import MemoryStorage
 
-from service import ratelimit
 from service.errors import TooManyRequests
-from service.jsonutil import json_response
-from service.ratelimit import RateLimits
-from service.validation import Query
+from service.platform import ratelimit
+from service.platform.jsonutil import json_response
+from service.platform.ratelimit import RateLimits
+from service.platform.validation import Query
 from tests.conftest import PASSWORD, Users, make_settings
 
 REGISTER = "/api/v1/auth/register"
@@ -379,7 +379,7 @@ def test_store_outage_fails_open_to_local_counters_and_recovers(database_url, ca
     async def scenario():
         await limits.enforce(limits.login_ip, "login-ip", "1.1.1.1")
         store.down = True
-        with caplog.at_level(logging.WARNING, logger="service.ratelimit"):
+        with caplog.at_level(logging.WARNING, logger="service.platform.ratelimit"):
             # fails open: not refused although the shared store holds a count of 1 already
             assert (await limits.enforce(limits.login_ip, "login-ip", "1.1.1.1")).remaining == 1
             assert (await limits.enforce(limits.login_ip, "login-ip", "1.1.1.1")).remaining == 0

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from service.settings import ConfigError, Settings
+from service.platform.settings import ConfigError, Settings
 
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",

@@ -19,8 +19,8 @@ import jwt
 import openpyxl
 import pytest
 
-from service.logs import JsonFormatter
-from service.ratelimit import RateLimits
+from service.platform.logs import JsonFormatter
+from service.platform.ratelimit import RateLimits
 from service.tokens import InvalidToken, verify_access_token
 from tests.conftest import PASSWORD, SECRET, make_settings, refresh_cookie, review
 
@@ -271,7 +271,7 @@ def test_password_rules_count_what_is_hashed(api, password, reason):
 
 
 def test_audit_log_refuses_truncate(api):
-    from service.database import connection
+    from service.platform.database import connection
 
     with pytest.raises(Exception, match="append-only"):
         api.run(connection().execute_script("TRUNCATE audit_events"))

@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 from tortoise import Tortoise
 
-from service.database import migrate_to, tortoise_config
+from service.platform.database import migrate_to, tortoise_config
 from tests.conftest import ROOT, _with_database, make_settings
 
 SNAPSHOT_QUERIES = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from service.logs import JsonFormatter
+from service.platform.logs import JsonFormatter
 from tests.conftest import SECRET, refresh_cookie
 
 CANARY_PASSWORD = "canary-password-7Qx9"

@@ -2,7 +2,7 @@
 and the type catalogue's checks.
 
 The list, one achievement and the create are the per-request hot path (tests.bench S1-S3):
-they are SQL on the pool (``service.database.fetch``), declared once here, because keyset
+they are SQL on the pool (``service.platform.database.fetch``), declared once here, because keyset
 pages run on the generated ``title_key`` column the ORM cannot order by, and the ORM's result
 conversion costs about a tenth of a small request's CPU. Everything else goes through the models.
 """
@@ -18,9 +18,9 @@ from typing import Any
 from models import Achievement, AchievementType
 from models.enums import Category, Status, values
 from service.context import CurrentUser
-from service.database import connection, fetch
-from service.jsonutil import iso
-from service.pagination import Cursors, parse_position, position_of, scope_of
+from service.platform.database import connection, fetch
+from service.platform.jsonutil import iso
+from service.platform.pagination import Cursors, parse_position, position_of, scope_of
 
 COLUMNS = (
     "id, owner_id, title, type, category, date, proof_url, description, status, review_decision, "

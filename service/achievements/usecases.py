@@ -17,8 +17,8 @@ from service.achievements import queries
 from service.achievements.queries import COLUMNS, existing_id, row_of
 from service.achievements.rules import CONTENT_FIELDS, Preconditions, authorize, etag_of
 from service.context import CurrentUser, RequestContext
-from service.database import transaction, violated_constraint
 from service.errors import Conflict, QuotaExceeded, ValidationFailed
+from service.platform.database import transaction, violated_constraint
 
 DEDUP = "achievements_dedup_key"  # the unique index of the duplicate rule
 

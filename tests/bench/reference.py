@@ -104,7 +104,7 @@ def create_app() -> Sanic:
 
     @app.before_server_start
     async def connect(app_, _loop=None):
-        # The same pool settings as the service's (service/database.py), reset policy included:
+        # The same pool settings as the service's (service/platform/database.py), reset policy included:
         # the same round trips per request.
         app_.ctx.pool = await asyncpg.create_pool(os.environ["DATABASE_URL"], min_size=1, max_size=10,
                                                   reset=_keep_session)

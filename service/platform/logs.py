@@ -13,7 +13,7 @@ import time
 
 import orjson
 
-from service.jsonutil import scrub
+from service.platform.jsonutil import scrub
 
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 

@@ -6,14 +6,14 @@ Operations are described where they are defined, with sanic-ext's decorators
 OpenAPI 3.1 document per app, serves it at ``/docs/openapi.json`` and shows it with
 Swagger UI (``/docs``) and ReDoc (``/docs/redoc``). Every asset of those pages is served
 from here — Swagger UI from the ``swagger-ui-py`` package, ReDoc vendored in
-``service/static`` (see redoc.README.md there) — so the docs work with no internet access.
+``service/platform/static`` (see redoc.README.md there) — so the docs work with no internet access.
 
 sanic-ext's own docs blueprint is switched off (``OAS = False``): its pages load Swagger
 UI from a CDN through an inline script, its ``oauth2-redirect.html`` route fetches from
 a CDN at request time, and its builder keeps one global specification in which the app
 started last owns every operation.
 
-``python -m service.openapi_export`` writes the same document to ``openapi/openapi.json``.
+``python -m service.platform.openapi_export`` writes the same document to ``openapi/openapi.json``.
 """
 
 from __future__ import annotations
@@ -416,7 +416,7 @@ def docs_blueprint() -> Blueprint:
     pages = {"swagger": render_page("swagger.html"), "redoc": render_page("redoc.html")}
     page_headers = {"Cache-Control": "no-cache"}
 
-    # ctx_docs_page: the edge gives these pages the docs CSP (service/edge.py).
+    # ctx_docs_page: the edge gives these pages the docs CSP (service/platform/edge.py).
     @bp.get("", ctx_docs_page=True)
     async def swagger_ui(request: Request):
         return HTTPResponse(pages["swagger"], headers=page_headers, content_type="text/html; charset=utf-8")

@@ -11,7 +11,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient, TransactionContext
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from service.settings import DatabaseURL, Settings
+from service.platform.settings import DatabaseURL, Settings
 
 APP_LABEL = "models"
 MIGRATIONS = "models.migrations"

@@ -10,7 +10,7 @@ import logging
 import warnings
 from pathlib import Path
 
-from service.settings import DATA_DIR
+from service.platform.settings import DATA_DIR
 
 DATABASE_NAME = "journal"
 

@@ -1,8 +1,8 @@
 """Write the OpenAPI document that /docs/openapi.json serves to openapi/openapi.json.
 
-    python -m service.openapi_export           # regenerate the committed spec
-    python -m service.openapi_export --check   # exit 1 when the committed spec is stale
-    python -m service.openapi_export --output - # print it
+    python -m service.platform.openapi_export           # regenerate the committed spec
+    python -m service.platform.openapi_export --check   # exit 1 when the committed spec is stale
+    python -m service.platform.openapi_export --output - # print it
 
 The app is built with placeholder settings and never started: no database is needed.
 Run it whenever a route or its documentation changes, and commit the result.
@@ -31,8 +31,8 @@ PLACEHOLDER_ENV = {
 
 def build_document_text() -> str:
     from service.app import create_app
-    from service.docs import openapi_document, render_document
-    from service.settings import Settings
+    from service.platform.docs import openapi_document, render_document
+    from service.platform.settings import Settings
 
     Sanic.test_mode = True  # no "app name already in use" when called twice in one process
     app = create_app(Settings.from_env(dict(PLACEHOLDER_ENV)))
@@ -41,7 +41,8 @@ def build_document_text() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m service.openapi_export", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m service.platform.openapi_export",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if the committed spec differs")
     parser.add_argument("--output", default=str(DEFAULT_OUTPUT), help="where to write ('-' for stdout)")
     args = parser.parse_args(argv)
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         if current == text:
             print(f"{output} is up to date.")
             return 0
-        print(f"{output} is stale: run `python -m service.openapi_export` and commit it.", file=sys.stderr)
+        print(f"{output} is stale: run `python -m service.platform.openapi_export` and commit it.", file=sys.stderr)
         return 1
     if current != text:
         output.parent.mkdir(parents=True, exist_ok=True)

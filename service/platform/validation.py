@@ -21,7 +21,7 @@ from sanic.request import Request
 from sanic_ext import openapi
 
 from service.errors import BadRequest, UnsupportedMediaType, ValidationFailed
-from service.jsonutil import uuid_or_none
+from service.platform.jsonutil import uuid_or_none
 from service.text import (
     BIDI,
     CONTROL,
@@ -244,7 +244,7 @@ def json_body(model: type[Body], *, media_types: tuple[str, ...] = ("application
             return await handler(request, *args, **kwargs)
 
         # The model's own JSON schema (required fields, additionalProperties: false);
-        # service/docs.py files it under components/schemas/<model name>.
+        # service/platform/docs.py files it under components/schemas/<model name>.
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         content = {media: {"schema": schema} for media in media_types}
         return openapi.body(content, required=True)(wrapped)

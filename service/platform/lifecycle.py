@@ -44,7 +44,7 @@ from sanic.exceptions import SanicException
 from sanic.request import Request
 from sanic.signals import Event
 
-log = logging.getLogger("service.lifecycle")
+log = logging.getLogger("service.platform.lifecycle")
 
 SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 WATCH_INTERVAL = 0.5  # seconds between two looks at the workers

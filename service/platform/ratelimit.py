@@ -24,9 +24,9 @@ from limits.storage import storage_from_string
 from sanic.request import Request
 
 from service.errors import TooManyRequests
-from service.settings import Settings
+from service.platform.settings import Settings
 
-log = logging.getLogger("service.ratelimit")
+log = logging.getLogger("service.platform.ratelimit")
 
 STORE_TIMEOUT = 0.5  # seconds; a slow Redis must not hold requests up
 STORE_RETRY_AFTER = 5.0  # seconds spent on local counters before Redis is tried again

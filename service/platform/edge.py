@@ -16,7 +16,7 @@ from sanic.response import HTTPResponse
 
 from service.authn import bearer_token
 from service.errors import Forbidden, Unauthorized
-from service.requestctx import client_ip_of, request_id_of
+from service.platform.requestctx import client_ip_of, request_id_of
 from service.tokens import InvalidToken, verify_access_token
 
 log = logging.getLogger("service.http")
