@@ -53,6 +53,12 @@ async def record(
     _log(ctx, action, outcome, actor, target_type, target_id, clean)
 
 
+def log_line(ctx: RequestContext, action: str, *, outcome: str = "success", target_type: str | None = None,
+             target_id: Any = None, details: dict[str, Any] | None = None) -> None:
+    """The JSON log line of an event whose row a statement of its own wrote (the create path)."""
+    _log(ctx, action, outcome, ctx.actor_id, target_type, target_id, details or {})
+
+
 def _log(ctx, action, outcome, actor, target_type, target_id, details, level=logging.INFO):
     log.log(level, action, extra={
         "event": action, "outcome": outcome, "request_id": ctx.request_id,

@@ -9,10 +9,9 @@ import secrets
 import sys
 import uuid
 
-from tortoise.transactions import in_transaction
-
+from models import Achievement, AchievementType, User
 from service.passwords import hash_password
-from service.platform.database import close_database, open_database
+from service.platform.database import close_database, open_database, transaction
 
 FIRST = ["Anna", "Boris", "Chen", "Daria", "Emil", "Fatima", "Georg", "Hana", "Ivan", "Julia", "Kofi", "Lena",
          "Mateo", "Nadia", "Oleg", "Priya", "Quinn", "Rosa", "Sven", "Tara"]
@@ -49,9 +48,7 @@ async def seed_demo(settings, *, students: int = 20, per_student: int = 25) -> N
     rng = random.Random(42)
     await open_database(settings)
     try:
-        async with in_transaction() as conn:
-            known = {r["email"] for r in await conn.execute_query_dict(
-                "SELECT email FROM users WHERE email LIKE 'demo-student-%@example.org'")}
+        known = set(await User.filter(email__startswith="demo-student-").values_list("email", flat=True))
         emails = [f"demo-student-{i:05d}@example.org" for i in range(1, students + 1)]
         new = [e for e in emails if e not in known]
         hashes = []
@@ -60,36 +57,27 @@ async def seed_demo(settings, *, students: int = 20, per_student: int = 25) -> N
                                              for _ in new[start:start + 8]))
             _progress("students", len(hashes), len(new))
         if new:
-            async with in_transaction() as conn:
-                await conn.execute_query(
-                    "INSERT INTO users (id, email, password_hash, full_name) SELECT * FROM "
-                    "unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) ON CONFLICT (email) DO NOTHING",
-                    [[uuid.uuid4() for _ in new], new, hashes,
-                     [f"{rng.choice(FIRST)} {rng.choice(LAST)}" for _ in new]])
-        async with in_transaction() as conn:
-            owners = await conn.execute_query_dict(
-                "SELECT id, email FROM users WHERE email = ANY($1::text[]) ORDER BY email", [emails])
-            types = {r["slug"]: r["category"] for r in await conn.execute_query_dict(
-                "SELECT slug, category FROM achievement_types WHERE is_active")}
+            await User.bulk_create([User(id=uuid.uuid4(), email=email, password_hash=hashed,
+                                         full_name=f"{rng.choice(FIRST)} {rng.choice(LAST)}")
+                                    for email, hashed in zip(new, hashes, strict=True)],
+                                   batch_size=1000, ignore_conflicts=True)
+        owners = await User.filter(email__in=emails).order_by("email").values("id", "email")
+        types = dict(await AchievementType.filter(is_active=True).values_list("slug", "category"))
         slugs = [s for s in TITLES if s in types] or list(types)
         today = dt.date.today()
         for done, owner in enumerate(owners, 1):
-            local = random.Random(owner["email"])
+            local = random.Random(owner["email"])  # the same titles and dates on every run: idempotent
             rows = []
             for n in range(per_student):
                 slug = local.choice(slugs)
                 title = local.choice(TITLES.get(slug, ["Achievement"])).format(place=local.choice(PLACES))
-                rows.append((slug, f"{title} ({n + 1})", today - dt.timedelta(days=local.randint(0, 4 * 365))))
-            async with in_transaction() as conn:
-                await conn.execute_query(
-                    "INSERT INTO achievements (id, owner_id, title, type, category, date, proof_url) "
-                    "SELECT t.id, $1, t.title, t.type, t.category, t.date, t.url FROM unnest("
-                    "$2::uuid[], $3::text[], $4::text[], $5::text[], $6::date[], $7::text[]) "
-                    "AS t(id, title, type, category, date, url) "
-                    "ON CONFLICT (owner_id, type, date, title_key) DO NOTHING",
-                    [owner["id"], [uuid.uuid4() for _ in rows], [r[1] for r in rows], [r[0] for r in rows],
-                     [types[r[0]] for r in rows], [r[2] for r in rows],
-                     [f"https://example.org/proof/{uuid.uuid4().hex[:12]}" for _ in rows]])
+                rows.append(Achievement(
+                    id=uuid.uuid4(), owner_id=owner["id"], title=f"{title} ({n + 1})", type=slug,
+                    category=types[slug], date=today - dt.timedelta(days=local.randint(0, 4 * 365)),
+                    proof_url=f"https://example.org/proof/{uuid.uuid4().hex[:12]}"))
+            async with transaction() as tx:
+                # ON CONFLICT DO NOTHING: what an earlier run recorded stays as it was.
+                await Achievement.bulk_create(rows, batch_size=1000, ignore_conflicts=True, using_db=tx)
             if done % 10 == 0 or done == len(owners):
                 _progress("achievements", done, len(owners))
         if new:

