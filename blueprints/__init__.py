@@ -7,7 +7,8 @@ from blueprints.achievements import bp as achievements
 from blueprints.admin import bp as admin
 from blueprints.auth import bp as auth
 from blueprints.system import bp as system
+from blueprints.university import org_units, review_queue
 
-api = Blueprint.group(auth, achievements, achievement_types, admin, url_prefix="/api/v1")
+api = Blueprint.group(auth, achievements, achievement_types, admin, org_units, review_queue, url_prefix="/api/v1")
 
 __all__ = ["api", "system"]

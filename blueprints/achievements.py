@@ -19,6 +19,7 @@ from blueprints.schemas import (
     ACHIEVEMENT_SCHEMA,
     BATCH_RESULT_SCHEMA,
     EXPORT_JSON_SCHEMA,
+    REVIEW_HISTORY_SCHEMA,
     STATS_SCHEMA,
 )
 from models.enums import SLUG_PATTERN, Category, Decision, Status, literal, values
@@ -183,26 +184,34 @@ def _review_rules(body: ReviewIn) -> list[dict[str, str]]:
 LIST_PARAMS = {"type", "category", "status", "date_from", "date_to", "q", "sort", "limit", "cursor", "owner"}
 
 
-def _filter(request: Request, extra: set[str] = frozenset()) -> tuple[Query, queries.AchievementFilter]:
+async def _filter(request: Request, extra: set[str] = frozenset()) -> tuple[Query, queries.AchievementFilter]:
     """The list's query string as a filter (400 for anything unknown or malformed); whose
-    achievements it covers is the rules' decision."""
+    achievements it covers is the use cases' decision (service.achievements.usecases.list_scope)."""
     query = Query(request, LIST_PARAMS | extra, repeatable=frozenset({"type"}))
-    return query, _achievement_filter(query, current_user(request))
+    return query, await achievement_filter(query, current_user(request))
 
 
-def _achievement_filter(query: Query, user) -> queries.AchievementFilter:
+async def achievement_filter(query: Query, user, *, status: Status | None = None, sort: str | None = None,
+                             org_unit: bool = False, exclude_own: bool = False,
+                             default_owner: str | None = None) -> queries.AchievementFilter:
     owner = query.get("owner")
-    owner_id = rules.list_owner(user, None if owner is None else "any" if owner == "any" else query.uuid("owner"))
+    if owner is None:
+        owner = default_owner
+    requested = None if owner is None else "any" if owner == "any" else query.uuid("owner")
+    owner_id, reach = await usecases.list_scope(user, requested, query.uuid("org_unit") if org_unit else None)
     types = tuple(query.all("type"))
     for slug in types:
         if len(slug) > 64 or not re.fullmatch(SLUG_PATTERN, slug):
             raise BadRequest("type must be an achievement type slug")
-    category, status = query.choice("category", values(Category)), query.choice("status", values(Status))
+    category = query.choice("category", values(Category))
+    if status is None:
+        chosen = query.choice("status", values(Status))
+        status = Status(chosen) if chosen else None
     return queries.AchievementFilter(
-        owner_id=owner_id, types=types, category=Category(category) if category else None,
-        status=Status(status) if status else None, date_from=query.date("date_from"),
-        date_to=query.date("date_to"), q=query.text("q", 200),
-        sort=query.choice("sort", queries.SORT_CHOICES) or "-date")
+        owner_id=owner_id, types=types, category=Category(category) if category else None, status=status,
+        date_from=query.date("date_from"), date_to=query.date("date_to"), q=query.text("q", 200),
+        sort=sort or query.choice("sort", queries.SORT_CHOICES) or "-date", reach=reach,
+        exclude_owner_id=user.id if exclude_own else None)
 
 
 @bp.get("/")
@@ -215,7 +224,7 @@ def _achievement_filter(query: Query, user) -> queries.AchievementFilter:
 @openapi.response(304, description="Not modified (If-None-Match)")
 @problems(*PROTECTED, 403)
 async def list_achievements(request: Request):
-    query, filt = _filter(request)
+    query, filt = await _filter(request)
     limit = query.int("limit", 20, 1, 100)
     result = await queries.page(request.app.ctx.cursors, filt, limit, query.cursor())
     payload = dumps({"items": [queries.to_json(r) for r in result.rows],
@@ -264,7 +273,7 @@ async def create_batch(request: Request, body: BatchIn):
                   "The file, as an attachment")
 @problems(*PROTECTED, 403)
 async def export(request: Request):
-    query, filt = _filter(request, {"format"})
+    query, filt = await _filter(request, {"format"})
     fmt = query.choice("format", tuple(EXPORT_TYPES)) or "csv"
     # Checked as the list checks them, though the export itself is never paged.
     query.int("limit", 20, 1, 100)
@@ -297,12 +306,25 @@ async def export(request: Request):
 @openapi.tag("achievements")
 @openapi.secured("bearer")
 @query("owner", OWNER, OWNER_DESCRIPTION)
+@query("org_unit", String(format="uuid"), "staff only: count the students of this unit's subtree (in scope)")
 @ok(200, STATS_SCHEMA, "The counts")
-@problems(*PROTECTED, 403)
+@problems(*PROTECTED, 403, 404)
 async def stats(request: Request):
-    query = Query(request, {"owner"})
-    filt = _achievement_filter(query, current_user(request))
+    query = Query(request, {"owner", "org_unit"})
+    filt = await achievement_filter(query, current_user(request), org_unit=True)
     return json_response(await queries.stats(filt), headers={"Cache-Control": "no-store"})
+
+
+@bp.get("/<achievement_id>/reviews")
+@openapi.summary("The review history, newest first (whoever may read the achievement)")
+@openapi.tag("achievements")
+@openapi.secured("bearer")
+@ok(200, REVIEW_HISTORY_SCHEMA, "Every decision with the version it judged")
+@problems(*PROTECTED, 404)
+async def list_reviews(request: Request, achievement_id: str):
+    Query(request, set())
+    items = await usecases.reviews(current_user(request), parse_uuid_or_404(achievement_id))
+    return json_response({"items": items}, headers={"Cache-Control": "no-store"})
 
 
 @bp.get("/<achievement_id>")

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from pydantic import Field, StrictBool
+from typing import Annotated
+
+from pydantic import Field, StrictBool, StrictStr
 from sanic import Blueprint
 from sanic.request import Request
 from sanic_ext import openapi
 
 from blueprints.docs import CURSOR, DATE_TIME, LIMIT, PROTECTED, USER_SCHEMA, UUID, choice, ok, problems, query, text
-from blueprints.schemas import AUDIT_PAGE_SCHEMA, USER_PAGE_SCHEMA
+from blueprints.schemas import AUDIT_PAGE_SCHEMA, SCOPES_SCHEMA, USER_PAGE_SCHEMA
 from models.enums import Role, literal, values
-from service import administration
+from service import administration, university
 from service.authn import current_user, parse_uuid_or_404, require_role
 from service.context import context_of
-from service.platform.jsonutil import json_response
+from service.errors import ValidationFailed
+from service.platform.jsonutil import json_response, uuid_or_none
 from service.platform.validation import Body, Query, json_body, not_null, patch_changes
 
 bp = Blueprint("admin", url_prefix="/admin")
@@ -25,6 +28,32 @@ AUDIT_PARAMS = {"actor_id", "action", "target_id", "since", "until", "limit", "c
 class UserPatch(Body):
     role: literal(Role) | None = Field(None, json_schema_extra=not_null)
     is_active: StrictBool | None = Field(None, json_schema_extra=not_null)
+    # A group, or null for the university itself (422 for anything else).
+    org_unit_id: StrictStr | None = Field(None, json_schema_extra={"format": "uuid"})
+
+
+class ScopesBody(Body):
+    org_unit_ids: Annotated[list[StrictStr], Field(max_length=1000, json_schema_extra={
+        "items": {"type": "string", "format": "uuid"}})]
+
+
+async def _membership_checks(request: Request, data: dict, failed: set[str]) -> list[dict[str, str]]:
+    unit = data.get("org_unit_id")
+    if "org_unit_id" in failed or not isinstance(unit, str):
+        return []
+    parsed = uuid_or_none(unit)
+    error = await university.membership_error(parsed) if parsed else {
+        "field": "org_unit_id", "message": "must be a UUID", "code": "invalid_format"}
+    return [error] if error else []
+
+
+def _unit_ids(raw: list[str], field: str) -> list:
+    parsed = [uuid_or_none(value) for value in raw]
+    errors = [{"field": f"{field}[{i}]", "message": "must be a UUID", "code": "invalid_format"}
+              for i, value in enumerate(parsed) if value is None]
+    if errors:
+        raise ValidationFailed(errors)
+    return parsed
 
 
 def _params(names: dict[str, tuple]):
@@ -63,11 +92,43 @@ async def list_users(request: Request):
 @ok(200, USER_SCHEMA, "The updated user")
 @problems(*PROTECTED, 403, 404, 409, 413, 415, 422)
 @require_role("admin")
-@json_body(UserPatch, media_types=("application/json", "application/merge-patch+json"))
+@json_body(UserPatch, checks=_membership_checks, media_types=("application/json", "application/merge-patch+json"))
 async def update_user(request: Request, user_id: str, body: UserPatch):
+    changes = patch_changes(body, nullable=frozenset({"org_unit_id"}))
+    if "org_unit_id" in changes:
+        unit = changes["org_unit_id"]
+        errors = await _membership_checks(request, {"org_unit_id": unit}, set()) if unit is not None else []
+        if errors:
+            raise ValidationFailed(errors)
+        changes["org_unit_id"] = uuid_or_none(unit) if unit is not None else None
     user = await administration.update_user(context_of(request), current_user(request),
-                                            parse_uuid_or_404(user_id), patch_changes(body))
+                                            parse_uuid_or_404(user_id), changes)
     return json_response(user)
+
+
+@bp.get("/users/<user_id>/scopes")
+@openapi.summary("The org units a curator is responsible for (admin)")
+@openapi.tag("admin")
+@openapi.secured("bearer")
+@ok(200, SCOPES_SCHEMA, "The curator's scopes (each covers its unit's subtree)")
+@problems(*PROTECTED, 403, 404)
+@require_role("admin")
+async def get_scopes(request: Request, user_id: str):
+    Query(request, set())
+    return json_response(await university.scopes_of(parse_uuid_or_404(user_id)))
+
+
+@bp.put("/users/<user_id>/scopes")
+@openapi.summary("Set the org units a curator is responsible for (admin); applies on the next request")
+@openapi.tag("admin")
+@openapi.secured("bearer")
+@ok(200, SCOPES_SCHEMA, "The curator's scopes")
+@problems(*PROTECTED, 403, 404, 409, 413, 415, 422)
+@require_role("admin")
+@json_body(ScopesBody)
+async def set_scopes(request: Request, user_id: str, body: ScopesBody):
+    units = _unit_ids(body.org_unit_ids, "org_unit_ids")
+    return json_response(await university.set_scopes(context_of(request), parse_uuid_or_404(user_id), units))
 
 
 @bp.get("/audit-events")

@@ -54,7 +54,7 @@ def ok(status: int, schema: dict | None, description: str):
 USER_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["id", "email", "full_name", "role", "is_active", "created_at"],
+    "required": ["id", "email", "full_name", "role", "is_active", "created_at", "org_unit_id"],
     "properties": {
         "id": {"type": "string", "format": "uuid"},
         "email": {"type": "string"},
@@ -62,6 +62,8 @@ USER_SCHEMA = {
         "role": {"type": "string", "enum": list(values(Role))},
         "is_active": {"type": "boolean"},
         "created_at": {"type": "string", "format": "date-time"},
+        "org_unit_id": {"type": ["string", "null"], "format": "uuid",
+                        "description": "the user's group (null: the university itself)"},
     },
 }
 

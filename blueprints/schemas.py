@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from blueprints.docs import USER_SCHEMA
-from models.enums import Category, Decision, Outcome, Status, values
+from models.enums import Category, Decision, OrgUnitKind, Outcome, Status, values
 
 _UUID = {"type": "string", "format": "uuid"}
 _NULLABLE_STR = {"type": ["string", "null"]}
@@ -125,4 +125,50 @@ AUDIT_PAGE_SCHEMA = {
     "additionalProperties": False,
     "required": ["items", "next_cursor"],
     "properties": {"items": {"type": "array", "items": AUDIT_EVENT_SCHEMA}, "next_cursor": _NULLABLE_STR},
+}
+
+
+REVIEW_HISTORY_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["items"],
+    "properties": {"items": {"type": "array", "items": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["decision", "comment", "reviewer_id", "reviewer_name", "reviewed_at", "version"],
+        "properties": {
+            "decision": {"type": "string", "enum": list(values(Decision))},
+            "comment": _NULLABLE_STR,
+            "reviewer_id": _UUID,
+            "reviewer_name": _NULLABLE_STR,
+            "reviewed_at": {"type": "string", "format": "date-time"},
+            "version": {"type": "integer", "description": "the version that was judged"},
+        },
+    }}},
+}
+
+ORG_UNIT_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["id", "name", "kind", "parent_id"],
+    "properties": {
+        "id": _UUID,
+        "name": {"type": "string"},
+        "kind": {"type": "string", "enum": list(values(OrgUnitKind))},
+        "parent_id": {"type": ["string", "null"], "format": "uuid"},
+    },
+}
+
+ORG_UNIT_LIST_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["items"],
+    "properties": {"items": {"type": "array", "items": ORG_UNIT_SCHEMA}},
+}
+
+SCOPES_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["org_unit_ids"],
+    "properties": {"org_unit_ids": {"type": "array", "items": _UUID}},
 }

@@ -3,7 +3,8 @@ them), with the vocabularies in ``models.enums``."""
 
 from models.achievement import Achievement, AchievementCount, AchievementType
 from models.audit import AuditEvent
-from models.enums import Category, Decision, Outcome, Role, Status
+from models.enums import Category, Decision, OrgUnitKind, Outcome, Role, Status
+from models.university import CuratorScope, OrgUnit, Review
 from models.user import RefreshToken, Session, User
 
 __all__ = [
@@ -12,9 +13,13 @@ __all__ = [
     "AchievementType",
     "AuditEvent",
     "Category",
+    "CuratorScope",
     "Decision",
+    "OrgUnit",
+    "OrgUnitKind",
     "Outcome",
     "RefreshToken",
+    "Review",
     "Role",
     "Session",
     "Status",

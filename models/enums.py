@@ -35,6 +35,16 @@ class Decision(StrEnum):
     REJECTED = "rejected"
 
 
+class OrgUnitKind(StrEnum):
+    UNIVERSITY = "university"
+    FACULTY = "faculty"
+    GROUP = "group"
+
+
+# What a unit of each kind hangs under (the university is the one root).
+PARENT_KIND = {OrgUnitKind.FACULTY: OrgUnitKind.UNIVERSITY, OrgUnitKind.GROUP: OrgUnitKind.FACULTY}
+
+
 class Outcome(StrEnum):
     SUCCESS = "success"
     FAILURE = "failure"

@@ -19,10 +19,14 @@ class User(Model):
     is_active = fields.BooleanField(default=True, db_default=SqlDefault("true"))
     created_at = fields.DatetimeField(auto_now_add=True, db_default=SqlDefault("now()"))
     updated_at = fields.DatetimeField(auto_now=True, db_default=SqlDefault("now()"))
+    # The student's group (null: the university itself). A unit with members cannot be deleted.
+    org_unit = fields.ForeignKeyField("models.OrgUnit", related_name="members", null=True,
+                                      on_delete=fields.RESTRICT)
 
     class Meta:
         table = "users"
         # users_created_id_idx (created_at DESC, id DESC) is created with SQL by the migration.
+        indexes = (Index(fields=("org_unit_id",), name="users_org_unit_idx"),)
         constraints = (
             CheckConstraint(check=check_in("role", Role), name="users_role_check"),
             CheckConstraint(check="email = lower(email)", name="users_email_lower"),

@@ -34,7 +34,7 @@ from service.platform.ratelimit import RateLimits
 from service.platform.settings import Settings
 from service.tokens import hash_refresh_token, issue_access_token, new_refresh_token
 
-USER_FIELDS = ("id", "email", "full_name", "role", "is_active", "created_at")
+USER_FIELDS = ("id", "email", "full_name", "role", "is_active", "created_at", "org_unit_id")
 EMAIL_UNIQUE = "users_email_key"
 # Why a session ended (sessions.revoked_reason); a reused refresh token's is kept apart.
 REUSE = "refresh_reuse"
@@ -49,6 +49,7 @@ def user_json(row: Any) -> dict[str, Any]:
         "role": str(get("role")),
         "is_active": get("is_active"),
         "created_at": iso(get("created_at")),
+        "org_unit_id": str(get("org_unit_id")) if get("org_unit_id") else None,
     }
 
 

@@ -64,8 +64,8 @@ async def update_user(ctx: RequestContext, admin: CurrentUser, user_id: uuid.UUI
         if user_id == admin.id and (changes.get("role", Role.ADMIN) != Role.ADMIN or changes.get("is_active") is False):
             raise Conflict("You cannot demote or deactivate yourself.", code="self_demotion")
         before = user_json(user)
-        diff = {k: [before[k], str(v) if k == "role" else v] for k, v in changes.items()
-                if before[k] != (str(v) if k == "role" else v)}
+        shown = {k: (str(v) if v is not None and k in ("role", "org_unit_id") else v) for k, v in changes.items()}
+        diff = {k: [before[k], v] for k, v in shown.items() if before[k] != v}
         if not diff:
             return before
         for field, value in changes.items():
@@ -74,8 +74,10 @@ async def update_user(ctx: RequestContext, admin: CurrentUser, user_id: uuid.UUI
         if user_id in admins and not stays_admin and not any(other != user_id for other in admins):
             raise Conflict("The last active admin cannot be demoted or deactivated.", code="last_admin")
         await user.save(using_db=tx, update_fields=[*changes, "updated_at"])
-        revoked = await Session.filter(user_id=user_id, revoked_at__isnull=True).using_db(tx).update(
-            revoked_at=dt.datetime.now(dt.UTC), revoked_reason="admin_change")
+        revoked = 0
+        if {"role", "is_active"} & set(diff):  # membership is read on every request: no need to end sessions
+            revoked = await Session.filter(user_id=user_id, revoked_at__isnull=True).using_db(tx).update(
+                revoked_at=dt.datetime.now(dt.UTC), revoked_reason="admin_change")
         await audit.record(tx, ctx, "admin.user.updated", target_type="user", target_id=user_id,
                            details={**diff, "actor_role": admin.role, "sessions_revoked": revoked})
     return user_json(user)

@@ -19,8 +19,10 @@ from service.platform.database import fetch
 from service.platform.jsonutil import uuid_or_none
 from service.tokens import InvalidToken, verify_access_token
 
+# SQL, the measured hot path: every authenticated request runs it (one indexed join); the role,
+# the account state and the membership are read here each time, so changes apply at once.
 SESSION_USER = (
-    "SELECT u.id, u.email, u.full_name, u.role, u.is_active, u.created_at "
+    "SELECT u.id, u.email, u.full_name, u.role, u.is_active, u.created_at, u.org_unit_id "
     "FROM sessions s JOIN users u ON u.id = s.user_id "
     "WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL "
     "AND s.expires_at > now() AND u.is_active"
@@ -54,6 +56,7 @@ async def user_for_token(request: Request, token: str) -> CurrentUser:
     return CurrentUser(
         id=row["id"], email=row["email"], full_name=row["full_name"], role=row["role"],
         is_active=row["is_active"], created_at=row["created_at"], session_id=claims.session_id,
+        org_unit_id=row["org_unit_id"],
     )
 
 

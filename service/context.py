@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sanic.request import Request
 
+from models.enums import STAFF_ROLES, Role
 from service.platform.jsonutil import clean_text
 from service.platform.requestctx import client_ip_of, request_id_of
 
@@ -21,10 +22,15 @@ class CurrentUser:
     is_active: bool
     created_at: dt.datetime
     session_id: uuid.UUID
+    org_unit_id: uuid.UUID | None = None
 
     @property
     def is_staff(self) -> bool:
-        return self.role in ("curator", "admin")
+        return self.role in STAFF_ROLES
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
 
 
 @dataclass(frozen=True)

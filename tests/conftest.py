@@ -178,6 +178,8 @@ def api(build_api):
 TRUNCATE = (
     "BEGIN; SET LOCAL session_replication_role = replica; "
     "TRUNCATE audit_events, refresh_tokens, sessions, achievements, achievement_counts, users CASCADE; COMMIT; "
+    "DELETE FROM org_units WHERE kind = 'group'; DELETE FROM org_units WHERE kind = 'faculty'; "
+    "UPDATE org_units SET name = 'University'; "
     "DELETE FROM achievement_types WHERE created_at > (SELECT min(created_at) + interval '1 second' "
     "FROM achievement_types); UPDATE achievement_types SET is_active = true WHERE NOT is_active;"
 )
@@ -201,7 +203,7 @@ class Users:
         self.api = api
 
     def make(self, role: str = "student", *, email: str | None = None, password: str = PASSWORD,
-             full_name: str = "Test User", active: bool = True) -> dict:
+             full_name: str = "Test User", active: bool = True, scoped: bool = True) -> dict:
         email = email or f"{role}-{uuid.uuid4().hex[:10]}@example.org"
         response = self.api.post("/api/v1/auth/register",
                                  json={"email": email, "password": password, "full_name": full_name})
@@ -211,6 +213,9 @@ class Users:
             self.api.sql("UPDATE users SET role = $2, is_active = $3 WHERE id = $1",
                          uuid.UUID(user["id"]), role, active)
             user["role"], user["is_active"] = role, active
+        if role == "curator" and scoped:  # responsible for the whole university unless a test says otherwise
+            self.api.sql("INSERT INTO curator_scopes (user_id, org_unit_id) "
+                         "SELECT $1, id FROM org_units WHERE parent_id IS NULL", uuid.UUID(user["id"]))
         user["password"] = password
         return user
 

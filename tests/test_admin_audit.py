@@ -110,7 +110,7 @@ def test_admin_lists_users_with_filters_and_cursor(api, users):
     users.make("curator", email="cur@example.org", full_name="Curator Carl")
     body = api.get(f"{USERS}?limit=2", token=admin["token"]).json
     assert len(body["items"]) == 2 and body["next_cursor"]
-    assert set(body["items"][0]) == {"id", "email", "full_name", "role", "is_active", "created_at"}
+    assert set(body["items"][0]) == {"id", "email", "full_name", "role", "is_active", "created_at", "org_unit_id"}
     seen, cursor = [], None
     while True:
         page = api.get(f"{USERS}?limit=2" + (f"&cursor={cursor}" if cursor else ""), token=admin["token"]).json

@@ -18,7 +18,7 @@ REFRESH = "/api/v1/auth/refresh"
 LOGOUT = "/api/v1/auth/logout"
 ME = "/api/v1/auth/me"
 PASSWORD_URL = "/api/v1/auth/password"
-USER_KEYS = {"id", "email", "full_name", "role", "is_active", "created_at"}
+USER_KEYS = {"id", "email", "full_name", "role", "is_active", "created_at", "org_unit_id"}
 
 
 def register(api, email, password=PASSWORD, full_name="Ann Student", **extra):

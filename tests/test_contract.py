@@ -201,8 +201,11 @@ schema = schemathesis.openapi.from_path(SPEC, config=CONFIG)
 # not be in the future (nor before 1900-01-01); a proof URL must be http(s) on a public host
 # without credentials; a new password must not be a common one or the user's own name or
 # email; an email must have a dotted domain.
-BUSINESS_RULE_FIELDS = {"type", "date", "proof_url", "password", "new_password", "email"}
-ITEM_PREFIX = re.compile(r"^items\[\d+\]\.")
+# An org unit must exist and be of the right kind (a group for a member, a faculty or the
+# university for a parent), which the spec cannot state either.
+BUSINESS_RULE_FIELDS = {"type", "date", "proof_url", "password", "new_password", "email", "org_unit_id",
+                        "org_unit_ids", "parent_id"}
+ITEM_PREFIX = re.compile(r"^items\[\d+\]\.|\[\d+\]$")
 
 
 def positive_data_accepted(ctx, response, case):

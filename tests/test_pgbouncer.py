@@ -57,6 +57,9 @@ def sign_in(client: httpx.Client, *, role: str | None = None, database_url: str 
     assert registered.status_code == 201, registered.text
     if role:
         sql(database_url, "UPDATE users SET role = $2 WHERE id = $1", uuid.UUID(registered.json()["id"]), role)
+    if role == "curator":  # responsible for the whole university
+        sql(database_url, "INSERT INTO curator_scopes (user_id, org_unit_id) SELECT $1, id FROM org_units "
+            "WHERE parent_id IS NULL", uuid.UUID(registered.json()["id"]))
     login = client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
     assert login.status_code == 200, login.text
     return {"Authorization": f"Bearer {login.json()['access_token']}"}

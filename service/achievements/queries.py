@@ -21,6 +21,7 @@ from service.context import CurrentUser
 from service.platform.database import connection, fetch
 from service.platform.jsonutil import iso
 from service.platform.pagination import Cursors, parse_position, position_of, scope_of
+from service.university import Reach
 
 COLUMNS = (
     "id, owner_id, title, type, category, date, proof_url, description, status, review_decision, "
@@ -29,7 +30,9 @@ COLUMNS = (
 FIELDS = tuple(column.strip() for column in COLUMNS.split(","))
 BY_ID = f"SELECT {COLUMNS} FROM achievements WHERE id = $1"
 # sort parameter -> (column, its Python type); "-" in front means newest/last first.
-SORTS = {"date": ("date", dt.date), "title": ("title_key", str), "created_at": ("created_at", dt.datetime)}
+SORTS = {"date": ("date", dt.date), "title": ("title_key", str), "created_at": ("created_at", dt.datetime),
+         # the review queue: oldest submission first (an edit resubmits, so updated_at)
+         "submitted": ("updated_at", dt.datetime)}
 SORT_CHOICES = ("date", "-date", "title", "-title", "created_at", "-created_at")
 
 
@@ -126,6 +129,9 @@ class AchievementFilter:
     date_to: dt.date | None = None
     q: str | None = None
     sort: str = "-date"
+    reach: Reach | None = None  # a curator's scope (see service.university); None: no limit
+    exclude_owner_id: uuid.UUID | None = None  # the review queue leaves out the reviewer's own
+
 
     def where(self) -> tuple[str, list[Any]]:
         clauses, params = [], []
@@ -136,6 +142,8 @@ class AchievementFilter:
 
         if self.owner_id is not None:
             add("owner_id = {}", self.owner_id)
+        if self.exclude_owner_id is not None:
+            add("owner_id <> {}", self.exclude_owner_id)
         if self.types:
             add("type = ANY({}::text[])", list(self.types))
         if self.category:
@@ -146,14 +154,21 @@ class AchievementFilter:
             add("date >= {}", self.date_from)
         if self.date_to:
             add("date <= {}", self.date_to)
+        if self.reach is not None and not self.reach.everyone:
+            members = "org_unit_id = ANY({}::uuid[])"
+            if self.reach.includes_root_members:
+                members += " OR org_unit_id IS NULL"
+            # One subquery on users (indexed by org_unit_id), never a query per item.
+            add(f"owner_id IN (SELECT id FROM users WHERE {members})", sorted(self.reach.units))
         if self.q:
             escaped = self.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             add("title_key LIKE lower({})", f"%{escaped}%")  # the database's case rule, as title_key
         return (" AND ".join(clauses) or "TRUE"), params
 
     def scope(self) -> str:
+        units = None if self.reach is None else sorted(str(u) for u in self.reach.units)
         return scope_of(str(self.owner_id), sorted(self.types), self.category, self.status,
-                        str(self.date_from), str(self.date_to), self.q, self.sort)
+                        str(self.date_from), str(self.date_to), self.q, self.sort, units)
 
     @property
     def order(self) -> tuple[str, type, bool]:

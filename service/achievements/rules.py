@@ -21,10 +21,11 @@ CONTENT_FIELDS = ("title", "type", "date", "proof_url", "description")
 
 # --- who may do what ------------------------------------------------------------------------------
 
-def authorize(user: CurrentUser, owner_id: uuid.UUID | None, action: str) -> None:
+def authorize(user: CurrentUser, owner_id: uuid.UUID | None, action: str, *, in_reach: bool = True) -> None:
     """The one place that decides who may do what with an achievement (``owner_id`` None: no
-    such achievement). Students never learn that someone else's achievement exists (404);
-    staff, who may read everything, get 403 for what their role may not do to it."""
+    such achievement; ``in_reach``: the owner is within the caller's scope, see
+    ``service.university``). Whoever may not see an achievement gets the same 404 as for a
+    missing one; staff who see it get 403 for what their role may not do to it."""
     if owner_id is None:
         raise NotFound("No such achievement.")
     if owner_id == user.id:
@@ -33,6 +34,8 @@ def authorize(user: CurrentUser, owner_id: uuid.UUID | None, action: str) -> Non
         return
     if not user.is_staff:
         raise denied(NotFound("No such achievement."), "not_owner")
+    if not in_reach:
+        raise denied(NotFound("No such achievement."), "out_of_scope")
     if action in ("read", "review"):
         return
     if action == "delete" and user.role == Role.ADMIN:

@@ -11,14 +11,16 @@ from typing import Any
 
 from tortoise.exceptions import IntegrityError
 
-from models import Achievement, Decision, Status
+from models import Achievement, Decision, Review, Role, Status, User
 from service import audit
 from service.achievements import queries
 from service.achievements.queries import COLUMNS, existing_id, row_of
-from service.achievements.rules import CONTENT_FIELDS, Preconditions, authorize, etag_of
+from service.achievements.rules import CONTENT_FIELDS, Preconditions, authorize, denied, etag_of, list_owner
 from service.context import CurrentUser, RequestContext
-from service.errors import Conflict, QuotaExceeded, ValidationFailed
+from service.errors import Conflict, Forbidden, NotFound, QuotaExceeded, ValidationFailed
 from service.platform.database import connection, fetch, transaction, violated_constraint
+from service.platform.jsonutil import iso
+from service.university import Reach, reach_of, reaches_user, unit_reach
 
 DEDUP = "achievements_dedup_key"  # the unique index of the duplicate rule
 
@@ -28,10 +30,52 @@ def _duplicate(existing: uuid.UUID | None) -> Conflict:
                     existing_id=str(existing) if existing else None)
 
 
+async def in_reach(user: CurrentUser, owner_id: uuid.UUID | None) -> bool:
+    """Whether a curator's scope covers the owner (one query, for curators only: students see
+    their own, admins everyone)."""
+    if owner_id is None or owner_id == user.id or user.role != Role.CURATOR:
+        return True
+    return await reaches_user(await reach_of(user), owner_id)
+
+
+async def _authorized(user: CurrentUser, owner_id: uuid.UUID | None, action: str) -> None:
+    authorize(user, owner_id, action, in_reach=await in_reach(user, owner_id))
+
+
+async def list_scope(user: CurrentUser, owner: uuid.UUID | str | None, org_unit: uuid.UUID | None = None
+                     ) -> tuple[uuid.UUID | None, Reach | None]:
+    """Whose achievements a list, export, stats or the queue covers: (owner id or None for
+    several, the reach that limits them). A student sees their own only (403 for ``owner`` or
+    ``org_unit``); a curator names a user in scope or gets the same 404 as for a missing one."""
+    owner_id = list_owner(user, owner)
+    if org_unit is not None:
+        if not user.is_staff:
+            raise denied(Forbidden("Only curators and admins may count a unit's achievements."), "org_unit")
+        reach = await unit_reach(await reach_of(user), org_unit)
+        return (owner_id if owner is not None else None), reach
+    if owner_id is None:
+        return None, await reach_of(user)
+    if owner_id != user.id and not await in_reach(user, owner_id):
+        raise denied(NotFound("No such user."), "out_of_scope")
+    return owner_id, None
+
+
 async def get(user: CurrentUser, achievement_id: uuid.UUID) -> Mapping[str, Any]:
     row = await queries.by_id(achievement_id)
-    authorize(user, row["owner_id"] if row else None, "read")
+    await _authorized(user, row["owner_id"] if row else None, "read")
     return row
+
+
+async def reviews(user: CurrentUser, achievement_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The review history, newest first, for whoever may read the achievement."""
+    owner = await Achievement.filter(id=achievement_id).values_list("owner_id", flat=True)
+    await _authorized(user, owner[0] if owner else None, "read")
+    history = await Review.filter(achievement_id=achievement_id).order_by("-reviewed_at", "-version").values(
+        "decision", "comment", "reviewer_id", "reviewed_at", "version")
+    names = dict(await User.filter(id__in={r["reviewer_id"] for r in history}).values_list("id", "full_name"))
+    return [{"decision": str(r["decision"]), "comment": r["comment"], "reviewer_id": str(r["reviewer_id"]),
+             "reviewer_name": names.get(r["reviewer_id"]), "reviewed_at": iso(r["reviewed_at"]),
+             "version": r["version"]} for r in history]
 
 
 # SQL, the measured hot path (tests.bench S3): one statement is one atomic write, so the
@@ -82,7 +126,7 @@ async def update(ctx: RequestContext, user: CurrentUser, achievement_id: uuid.UU
     try:
         async with transaction() as tx:
             achievement = await _locked(tx, achievement_id)
-            authorize(user, achievement.owner_id if achievement else None, "edit")
+            await _authorized(user, achievement.owner_id if achievement else None, "edit")
             preconditions.check(etag_of(achievement.id, achievement.version))
             changed = [f for f in CONTENT_FIELDS if f in changes and changes[f] != getattr(achievement, f)]
             if not changed:
@@ -124,7 +168,7 @@ async def delete(ctx: RequestContext, user: CurrentUser, achievement_id: uuid.UU
                  preconditions: Preconditions) -> None:
     async with transaction() as tx:
         achievement = await _locked(tx, achievement_id)
-        authorize(user, achievement.owner_id if achievement else None, "delete")
+        await _authorized(user, achievement.owner_id if achievement else None, "delete")
         preconditions.check(etag_of(achievement.id, achievement.version))
         await achievement.delete(using_db=tx)
         await audit.record(tx, ctx, "achievement.deleted", target_type="achievement", target_id=achievement.id,
@@ -136,8 +180,11 @@ async def review(ctx: RequestContext, user: CurrentUser, achievement_id: uuid.UU
     """Judge the version the reviewer saw: If-Match is required (428 without it)."""
     async with transaction() as tx:
         achievement = await _locked(tx, achievement_id)
-        authorize(user, achievement.owner_id if achievement else None, "review")
+        await _authorized(user, achievement.owner_id if achievement else None, "review")
         preconditions.check(etag_of(achievement.id, achievement.version), require_match=True)
+        # The history keeps every decision with the version it judged; edits never erase it.
+        await Review.create(using_db=tx, id=uuid.uuid4(), achievement_id=achievement.id, decision=decision,
+                            comment=comment, reviewer_id=user.id, version=achievement.version)
         previous = achievement.status
         achievement.status = Status(decision)
         achievement.review_decision = decision

@@ -133,7 +133,8 @@ TAGS = {
     "auth": "Accounts, sign-in, the rotating refresh cookie and sign-out",
     "achievements": "A student's achievements: record, list, import, export, review",
     "achievement-types": "The catalogue of achievement types",
-    "admin": "Users and the audit log (admin only)",
+    "admin": "Users, their groups and curator scopes, and the audit log (admin only)",
+    "university": "Faculties and groups, and the curators' review queue",
     "system": "Liveness and readiness probes",
 }
 

@@ -1,0 +1,196 @@
+"""The university (API.md "O"): org units, membership, curator scopes, and the one decision of
+whose achievements a member of staff reaches.
+
+Scope is object-level authorisation. ``reach_of`` answers it for every route (get, lists with
+``owner``, stats, exports, review, history, the queue): admins reach everyone, a curator the
+students whose unit lies in the subtree of one of their scopes (the university's own members,
+with no group, only through a scope on the university), a curator without scopes no one. It is
+read on every request, so a scope change applies at once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from models import CuratorScope, OrgUnit, OrgUnitKind, Role, User
+from models.enums import PARENT_KIND
+from service import audit
+from service.context import CurrentUser, RequestContext
+from service.errors import Conflict, NotFound, ValidationFailed
+from service.platform.database import fetch, transaction
+
+# SQL: a recursive walk down the tree, which the ORM cannot express. $1: the starting units.
+SUBTREE = """
+WITH RECURSIVE subtree(id) AS (
+    SELECT id FROM org_units WHERE id = ANY($1::uuid[])
+    UNION SELECT o.id FROM org_units o JOIN subtree s ON o.parent_id = s.id
+)
+SELECT id FROM subtree
+"""
+SCOPE_SUBTREE = SUBTREE.replace("WHERE id = ANY($1::uuid[])",
+                                "WHERE id IN (SELECT org_unit_id FROM curator_scopes WHERE user_id = $1)")
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Whose achievements a member of staff reaches: everyone, or the members of ``units``
+    (members of no group belong to the university, the ``root``)."""
+
+    everyone: bool = False
+    units: frozenset[uuid.UUID] = frozenset()
+    root: uuid.UUID | None = None
+
+    def covers(self, unit_id: uuid.UUID | None) -> bool:
+        if self.everyone:
+            return True
+        return (unit_id if unit_id is not None else self.root) in self.units
+
+    @property
+    def includes_root_members(self) -> bool:
+        return self.everyone or (self.root is not None and self.root in self.units)
+
+
+EVERYONE = Reach(everyone=True)
+
+
+async def root_id() -> uuid.UUID:
+    return (await OrgUnit.get(parent_id=None)).id
+
+
+async def reach_of(user: CurrentUser) -> Reach:
+    """Admins reach everyone; a curator the subtrees of their scopes (no scope: no one)."""
+    if user.role == Role.ADMIN:
+        return EVERYONE
+    if user.role != Role.CURATOR:
+        return Reach()
+    units = frozenset(row["id"] for row in await fetch(SCOPE_SUBTREE, user.id))
+    return Reach(units=units, root=await root_id() if units else None)
+
+
+async def unit_reach(reach: Reach, unit_id: uuid.UUID) -> Reach:
+    """The members of ``unit_id``'s subtree, if the caller reaches the unit (404 otherwise, as
+    for a unit that does not exist)."""
+    unit = await OrgUnit.get_or_none(id=unit_id)
+    if unit is None or not (reach.everyone or unit_id in reach.units):
+        raise NotFound("No such org unit.")
+    units = frozenset(row["id"] for row in await fetch(SUBTREE, [unit_id]))
+    return Reach(units=units, root=unit_id if unit.kind == OrgUnitKind.UNIVERSITY else None)
+
+
+async def reaches_user(reach: Reach, user_id: uuid.UUID) -> bool:
+    if reach.everyone:
+        return True
+    units = await User.filter(id=user_id).values_list("org_unit_id", flat=True)
+    return bool(units) and reach.covers(units[0])
+
+
+# --- org units ------------------------------------------------------------------------------------
+
+def unit_json(unit: OrgUnit) -> dict[str, Any]:
+    return {"id": str(unit.id), "name": unit.name, "kind": str(unit.kind),
+            "parent_id": str(unit.parent_id) if unit.parent_id else None}
+
+
+_KIND_ORDER = {OrgUnitKind.UNIVERSITY: 0, OrgUnitKind.FACULTY: 1, OrgUnitKind.GROUP: 2}
+
+
+async def list_units() -> list[dict[str, Any]]:
+    units = await OrgUnit.all().order_by("name", "id")
+    return [unit_json(u) for u in sorted(units, key=lambda u: _KIND_ORDER[u.kind])]
+
+
+async def create_unit(ctx: RequestContext, name: str, kind: OrgUnitKind, parent_id: uuid.UUID | None
+                      ) -> dict[str, Any]:
+    errors = []
+    if kind == OrgUnitKind.UNIVERSITY:
+        errors.append({"field": "kind", "message": "there is one university; add faculties and groups",
+                       "code": "invalid_kind"})
+    async with transaction() as tx:
+        parent = await OrgUnit.get_or_none(id=parent_id, using_db=tx) if parent_id else None
+        if kind in PARENT_KIND and (parent is None or parent.kind != PARENT_KIND[kind]):
+            errors.append({"field": "parent_id", "code": "invalid_parent",
+                           "message": f"a {kind}'s parent must be a {PARENT_KIND[kind]}"})
+        if errors:
+            raise ValidationFailed(errors)
+        unit = await OrgUnit.create(using_db=tx, id=uuid.uuid4(), name=name, kind=kind, parent_id=parent.id)
+        await audit.record(tx, ctx, "org_unit.created", target_type="org_unit", target_id=unit.id,
+                           details={"kind": str(kind), "parent_id": str(parent.id), "name": name})
+    return unit_json(unit)
+
+
+async def rename_unit(ctx: RequestContext, unit_id: uuid.UUID, name: str) -> dict[str, Any]:
+    async with transaction() as tx:
+        unit = await OrgUnit.select_for_update().using_db(tx).get_or_none(id=unit_id)
+        if unit is None:
+            raise NotFound("No such org unit.")
+        if unit.name != name:
+            before, unit.name = unit.name, name
+            await unit.save(using_db=tx, update_fields=["name"])
+            await audit.record(tx, ctx, "org_unit.updated", target_type="org_unit", target_id=unit.id,
+                               details={"name": [before, name]})
+    return unit_json(unit)
+
+
+async def delete_unit(ctx: RequestContext, unit_id: uuid.UUID) -> None:
+    async with transaction() as tx:
+        unit = await OrgUnit.select_for_update().using_db(tx).get_or_none(id=unit_id)
+        if unit is None:
+            raise NotFound("No such org unit.")
+        if unit.kind == OrgUnitKind.UNIVERSITY:
+            raise Conflict("The university itself cannot be deleted.", code="unit_in_use")
+        if await OrgUnit.filter(parent_id=unit.id).using_db(tx).exists() or \
+                await User.filter(org_unit_id=unit.id).using_db(tx).exists():
+            raise Conflict("The unit still has members or sub-units.", code="unit_in_use")
+        scopes = await CuratorScope.filter(org_unit_id=unit.id).using_db(tx).values_list("user_id", flat=True)
+        await unit.delete(using_db=tx)  # its curator scopes go with it
+        await audit.record(tx, ctx, "org_unit.deleted", target_type="org_unit", target_id=unit.id,
+                           details={"name": unit.name, "kind": str(unit.kind),
+                                    "scopes_removed_from": sorted(str(u) for u in scopes)})
+
+
+async def membership_error(unit_id: uuid.UUID | None) -> dict[str, str] | None:
+    """A member belongs to a group (or, with null, to the university itself)."""
+    if unit_id is None:
+        return None
+    unit = await OrgUnit.get_or_none(id=unit_id)
+    if unit is None or unit.kind != OrgUnitKind.GROUP:
+        return {"field": "org_unit_id", "message": "must be a group (or null for the university)",
+                "code": "invalid_org_unit"}
+    return None
+
+
+# --- curator scopes ---------------------------------------------------------------------------------
+
+async def scopes_of(user_id: uuid.UUID) -> dict[str, Any]:
+    if not await User.filter(id=user_id).exists():
+        raise NotFound("No such user.")
+    units = await CuratorScope.filter(user_id=user_id).order_by("org_unit_id").values_list("org_unit_id", flat=True)
+    return {"org_unit_ids": [str(u) for u in units]}
+
+
+async def set_scopes(ctx: RequestContext, user_id: uuid.UUID, unit_ids: Iterable[uuid.UUID]) -> dict[str, Any]:
+    wanted = list(dict.fromkeys(unit_ids))
+    async with transaction() as tx:
+        user = await User.select_for_update().using_db(tx).get_or_none(id=user_id)
+        if user is None:
+            raise NotFound("No such user.")
+        if user.role != Role.CURATOR:
+            raise Conflict("Only curators have scopes.", code="not_a_curator")
+        known = set(await OrgUnit.filter(id__in=wanted).using_db(tx).values_list("id", flat=True))
+        errors = [{"field": f"org_unit_ids[{i}]", "message": "is not an org unit", "code": "unknown_org_unit"}
+                  for i, unit in enumerate(wanted) if unit not in known]
+        if errors:
+            raise ValidationFailed(errors)
+        before = set(await CuratorScope.filter(user_id=user_id).using_db(tx).values_list("org_unit_id", flat=True))
+        if before != set(wanted):
+            await CuratorScope.filter(user_id=user_id, org_unit_id__in=list(before - set(wanted))).using_db(
+                tx).delete()
+            await CuratorScope.bulk_create([CuratorScope(user_id=user_id, org_unit_id=unit)
+                                            for unit in wanted if unit not in before], using_db=tx)
+            await audit.record(tx, ctx, "admin.user.scopes_updated", target_type="user", target_id=user_id,
+                               details={"added": sorted(str(u) for u in set(wanted) - before),
+                                        "removed": sorted(str(u) for u in before - set(wanted))})
+    return {"org_unit_ids": sorted(str(u) for u in wanted)}
