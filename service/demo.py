@@ -9,7 +9,7 @@ import secrets
 import sys
 import uuid
 
-from models import Achievement, AchievementType, User
+from models import Achievement, AchievementType, CuratorScope, OrgUnit, OrgUnitKind, Role, User
 from service.passwords import hash_password
 from service.platform.database import close_database, open_database, transaction
 
@@ -31,6 +31,12 @@ TITLES = {
     "sports-record": ["Faculty record in the 800 m", "Top 10 in the regional running ranking"],
 }
 PLACES = ["1st", "2nd", "3rd"]
+# The demo university: faculties, their groups, and a curator (tutor) for each faculty.
+FACULTIES = {
+    "Faculty of Physics and Mathematics": ["PM-101", "PM-102"],
+    "Faculty of Humanities": ["HU-201", "HU-202"],
+    "Faculty of Engineering": ["EN-301", "EN-302"],
+}
 
 
 def _progress(label: str, done: int, total: int) -> None:
@@ -61,7 +67,11 @@ async def seed_demo(settings, *, students: int = 20, per_student: int = 25) -> N
                                          full_name=f"{rng.choice(FIRST)} {rng.choice(LAST)}")
                                     for email, hashed in zip(new, hashes, strict=True)],
                                    batch_size=1000, ignore_conflicts=True)
-        owners = await User.filter(email__in=emails).order_by("email").values("id", "email")
+        groups = await _demo_university(settings, password)
+        owners = await User.filter(email__in=emails).order_by("email").values("id", "email", "org_unit_id")
+        for index, owner in enumerate(owners):  # students without a group join one, round robin
+            if owner["org_unit_id"] is None:
+                await User.filter(id=owner["id"]).update(org_unit_id=groups[index % len(groups)])
         types = dict(await AchievementType.filter(is_active=True).values_list("slug", "category"))
         slugs = [s for s in TITLES if s in types] or list(types)
         today = dt.date.today()
@@ -80,9 +90,33 @@ async def seed_demo(settings, *, students: int = 20, per_student: int = 25) -> N
                 await Achievement.bulk_create(rows, batch_size=1000, ignore_conflicts=True, using_db=tx)
             if done % 10 == 0 or done == len(owners):
                 _progress("achievements", done, len(owners))
+        print(f"demo university: {len(FACULTIES)} faculties, {len(groups)} groups; curators "
+              f"demo-curator-1..{len(FACULTIES)}@example.org (one faculty each)")
         if new:
             print(f"demo students: {new[0]} … {new[-1]} ({len(new)} new); password: {password}")
         else:
             print(f"demo students already existed ({len(owners)}); their password is unchanged")
     finally:
         await close_database()
+
+
+async def _demo_university(settings, password: str) -> list:
+    """Faculties and groups under the university (found again on a later run), and one curator
+    per faculty with the faculty as scope. Returns the groups' ids."""
+    root = await OrgUnit.get(parent_id=None)
+    groups = []
+    for number, (faculty_name, group_names) in enumerate(FACULTIES.items(), 1):
+        faculty, _ = await OrgUnit.get_or_create(name=faculty_name, parent_id=root.id,
+                                                 defaults={"id": uuid.uuid4(), "kind": OrgUnitKind.FACULTY})
+        for name in group_names:
+            group, _ = await OrgUnit.get_or_create(name=name, parent_id=faculty.id,
+                                                   defaults={"id": uuid.uuid4(), "kind": OrgUnitKind.GROUP})
+            groups.append(group.id)
+        email = f"demo-curator-{number}@example.org"
+        curator = await User.get_or_none(email=email)
+        if curator is None:
+            curator = await User.create(id=uuid.uuid4(), email=email, role=Role.CURATOR,
+                                        password_hash=await hash_password(password, settings.bcrypt_rounds),
+                                        full_name=f"Tutor of the {faculty_name}")
+        await CuratorScope.get_or_create(user_id=curator.id, org_unit_id=faculty.id)
+    return groups
