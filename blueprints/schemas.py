@@ -172,3 +172,65 @@ SCOPES_SCHEMA = {
     "required": ["org_unit_ids"],
     "properties": {"org_unit_ids": {"type": "array", "items": _UUID}},
 }
+
+
+_SHARE_LINK_PROPERTIES = {
+    "id": _UUID,
+    "label": {"type": "string"},
+    "expires_at": {"type": "string", "format": "date-time"},
+    "created_at": {"type": "string", "format": "date-time"},
+    "revoked_at": {"type": ["string", "null"], "format": "date-time"},
+}
+
+SHARE_LINK_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": list(_SHARE_LINK_PROPERTIES),
+    "properties": _SHARE_LINK_PROPERTIES,
+}
+
+SHARE_LINK_CREATED_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["id", "label", "url", "expires_at", "created_at", "revoked_at"],
+    "properties": {**_SHARE_LINK_PROPERTIES, "url": {
+        "type": "string", "format": "uri", "description": "the public page's address; its last segment is the token"}},
+}
+
+SHARE_LINK_LIST_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["items"],
+    "properties": {"items": {"type": "array", "items": SHARE_LINK_SCHEMA}},
+}
+
+ACCESS_LIST_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["items"],
+    "properties": {"items": {"type": "array", "items": {
+        "type": "object", "additionalProperties": False, "required": ["at", "ip_hash"],
+        "properties": {"at": {"type": "string", "format": "date-time"}, "ip_hash": {"type": "string"}}}}},
+}
+
+PORTFOLIO_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["owner_name", "org_unit", "items"],
+    "properties": {
+        "owner_name": {"type": "string"},
+        "org_unit": {"type": ["object", "null"], "additionalProperties": False, "required": ["name", "kind"],
+                     "properties": {"name": {"type": "string"},
+                                    "kind": {"type": "string", "enum": list(values(OrgUnitKind))}}},
+        "items": {"type": "array", "items": {
+            "type": "object", "additionalProperties": False,
+            "required": ["title", "type_name", "category", "date", "level", "result", "proof_url"],
+            "properties": {
+                "title": {"type": "string"}, "type_name": {"type": "string"},
+                "category": {"type": "string", "enum": list(values(Category))},
+                "date": {"type": "string", "format": "date"}, "level": _NULLABLE_STR, "result": _NULLABLE_STR,
+                "proof_url": _NULLABLE_STR,
+            },
+        }},
+    },
+}

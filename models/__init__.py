@@ -4,6 +4,7 @@ them), with the vocabularies in ``models.enums``."""
 from models.achievement import Achievement, AchievementCount, AchievementType
 from models.audit import AuditEvent
 from models.enums import Category, Decision, OrgUnitKind, Outcome, Role, Status
+from models.portfolio import ShareLink, ShareLinkAccess
 from models.university import CuratorScope, OrgUnit, Review
 from models.user import RefreshToken, Session, User
 
@@ -22,6 +23,8 @@ __all__ = [
     "Review",
     "Role",
     "Session",
+    "ShareLink",
+    "ShareLinkAccess",
     "Status",
     "User",
 ]

@@ -275,8 +275,9 @@ def setup_errors(app: Sanic) -> None:
                           extra={"event": "http.unhandled"})
         if error.denied_reason:
             from service.audit import security_event
+            from service.platform.edge import loggable_path
 
             await security_event(request, "security.access_denied",
-                                 details={"reason": error.denied_reason, "path": request.path[:200],
+                                 details={"reason": error.denied_reason, "path": loggable_path(request.path)[:200],
                                           "method": request.method})
         return problem_response(request, error)

@@ -30,23 +30,39 @@ WITH RECURSIVE subtree(id) AS (
 )
 SELECT id FROM subtree
 """
-SCOPE_SUBTREE = SUBTREE.replace("WHERE id = ANY($1::uuid[])",
-                                "WHERE id IN (SELECT org_unit_id FROM curator_scopes WHERE user_id = $1)")
+
+
+# The subtrees of curator {curator}'s scopes, the root marked (SQL: a recursive walk).
+SCOPE_CTE = """subtree(id, is_root) AS (
+    SELECT id, parent_id IS NULL FROM org_units
+    WHERE id IN (SELECT org_unit_id FROM curator_scopes WHERE user_id = {curator})
+    UNION SELECT o.id, false FROM org_units o JOIN subtree s ON o.parent_id = s.id
+)"""
+SCOPE_SUBTREE = f"WITH RECURSIVE {SCOPE_CTE.format(curator='$1')} SELECT id, is_root FROM subtree"
+# Whether curator $1's scope covers user $2, in one statement.
+COVERS = f"""
+WITH RECURSIVE {SCOPE_CTE.format(curator='$1')}
+SELECT EXISTS (
+    SELECT 1 FROM users u WHERE u.id = $2 AND (u.org_unit_id IN (SELECT id FROM subtree)
+        OR (u.org_unit_id IS NULL AND EXISTS (SELECT 1 FROM subtree WHERE is_root)))
+) AS covered
+"""
+
+
+async def curator_covers(curator_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    return (await fetch(COVERS, curator_id, user_id))[0]["covered"]
 
 
 @dataclass(frozen=True)
 class Reach:
-    """Whose achievements a member of staff reaches: everyone, or the members of ``units``
-    (members of no group belong to the university, the ``root``)."""
+    """Whose achievements a member of staff reaches: everyone, the members of ``units``
+    (members of no group belong to the university, the ``root``), or whoever curator
+    ``curator_id``'s scopes cover (walked inside the statement that needs it)."""
 
     everyone: bool = False
     units: frozenset[uuid.UUID] = frozenset()
     root: uuid.UUID | None = None
-
-    def covers(self, unit_id: uuid.UUID | None) -> bool:
-        if self.everyone:
-            return True
-        return (unit_id if unit_id is not None else self.root) in self.units
+    curator_id: uuid.UUID | None = None
 
     @property
     def includes_root_members(self) -> bool:
@@ -56,35 +72,32 @@ class Reach:
 EVERYONE = Reach(everyone=True)
 
 
-async def root_id() -> uuid.UUID:
-    return (await OrgUnit.get(parent_id=None)).id
-
-
 async def reach_of(user: CurrentUser) -> Reach:
     """Admins reach everyone; a curator the subtrees of their scopes (no scope: no one)."""
     if user.role == Role.ADMIN:
         return EVERYONE
     if user.role != Role.CURATOR:
         return Reach()
-    units = frozenset(row["id"] for row in await fetch(SCOPE_SUBTREE, user.id))
-    return Reach(units=units, root=await root_id() if units else None)
+    return Reach(curator_id=user.id)
+
+
+async def scope_units(curator_id: uuid.UUID) -> Reach:
+    """A curator's reach with its units spelled out."""
+    rows = await fetch(SCOPE_SUBTREE, curator_id)
+    root = next((row["id"] for row in rows if row["is_root"]), None)
+    return Reach(units=frozenset(row["id"] for row in rows), root=root)
 
 
 async def unit_reach(reach: Reach, unit_id: uuid.UUID) -> Reach:
     """The members of ``unit_id``'s subtree, if the caller reaches the unit (404 otherwise, as
     for a unit that does not exist)."""
+    if reach.curator_id is not None:
+        reach = await scope_units(reach.curator_id)
     unit = await OrgUnit.get_or_none(id=unit_id)
     if unit is None or not (reach.everyone or unit_id in reach.units):
         raise NotFound("No such org unit.")
     units = frozenset(row["id"] for row in await fetch(SUBTREE, [unit_id]))
     return Reach(units=units, root=unit_id if unit.kind == OrgUnitKind.UNIVERSITY else None)
-
-
-async def reaches_user(reach: Reach, user_id: uuid.UUID) -> bool:
-    if reach.everyone:
-        return True
-    units = await User.filter(id=user_id).values_list("org_unit_id", flat=True)
-    return bool(units) and reach.covers(units[0])
 
 
 # --- org units ------------------------------------------------------------------------------------

@@ -177,7 +177,8 @@ def api(build_api):
 # switched off for this one transaction (replica mode fires no ordinary trigger).
 TRUNCATE = (
     "BEGIN; SET LOCAL session_replication_role = replica; "
-    "TRUNCATE audit_events, refresh_tokens, sessions, achievements, achievement_counts, users CASCADE; COMMIT; "
+    "TRUNCATE audit_events, refresh_tokens, sessions, achievements, achievement_counts, share_links, users CASCADE; "
+    "COMMIT; "
     "DELETE FROM org_units WHERE kind = 'group'; DELETE FROM org_units WHERE kind = 'faculty'; "
     "UPDATE org_units SET name = 'University'; "
     "DELETE FROM achievement_types WHERE created_at > (SELECT min(created_at) + interval '1 second' "

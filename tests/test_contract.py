@@ -166,6 +166,8 @@ CONFIG = schemathesis.Config.from_dict({
         "dates": {"values": _dates()},
         "proof_urls": {"values": ["https://example.org/diploma.pdf", "http://olympiad.example.com/results?id=42"]},
         "achievement_ids": {"values": ACHIEVEMENT_IDS},
+        "expiries": {"values": [(dt.datetime.now(dt.UTC) + dt.timedelta(days=d)).strftime("%Y-%m-%dT%H:%M:%SZ")
+                                for d in (1, 30, 200)]},
         "deletable_ids": {"values": DELETABLE_IDS},
         "user_ids": {"values": [STUDENT_ID]},
         "type_slugs": {"values": [TYPE_SLUG]},
@@ -179,6 +181,7 @@ CONFIG = schemathesis.Config.from_dict({
         "body.date": {"dictionary": "dates", "probability": 0.7},
         "body.items[*].date": {"dictionary": "dates", "probability": 0.7},
         "body.proof_url": {"dictionary": "proof_urls", "probability": 0.7},
+        "body.expires_at": {"dictionary": "expiries", "probability": 0.7},
         "body.items[*].proof_url": {"dictionary": "proof_urls", "probability": 0.7},
         "path.achievement_id": {"dictionary": "achievement_ids", "probability": 0.6},
         "path.user_id": {"dictionary": "user_ids", "probability": 0.5},
@@ -203,8 +206,9 @@ schema = schemathesis.openapi.from_path(SPEC, config=CONFIG)
 # email; an email must have a dotted domain.
 # An org unit must exist and be of the right kind (a group for a member, a faculty or the
 # university for a parent), which the spec cannot state either.
+# A share link expires in the future, at most a year ahead.
 BUSINESS_RULE_FIELDS = {"type", "date", "proof_url", "password", "new_password", "email", "org_unit_id",
-                        "org_unit_ids", "parent_id"}
+                        "org_unit_ids", "parent_id", "expires_at"}
 ITEM_PREFIX = re.compile(r"^items\[\d+\]\.|\[\d+\]$")
 
 

@@ -9,6 +9,7 @@ conversion costs about a tenth of a small request's CPU. Everything else goes th
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ from service.context import CurrentUser
 from service.platform.database import connection, fetch
 from service.platform.jsonutil import iso
 from service.platform.pagination import Cursors, parse_position, position_of, scope_of
-from service.university import Reach
+from service.university import SCOPE_CTE, Reach
 
 COLUMNS = (
     "id, owner_id, title, type, category, date, proof_url, description, status, review_decision, "
@@ -67,6 +68,22 @@ def to_json(row: Mapping[str, Any]) -> dict[str, Any]:
         "created_at": iso(row["created_at"]),
         "updated_at": iso(row["updated_at"]),
     }
+
+
+# One achievement, and whether curator $2's scope covers its owner: one statement for a
+# curator's get, as one is for everyone else's (tests.bench C2).
+BY_ID_FOR_CURATOR = f"""
+WITH RECURSIVE {SCOPE_CTE.format(curator="$2")}
+SELECT {COLUMNS}, EXISTS (
+    SELECT 1 FROM users u WHERE u.id = a.owner_id AND (u.org_unit_id IN (SELECT id FROM subtree)
+        OR (u.org_unit_id IS NULL AND EXISTS (SELECT 1 FROM subtree WHERE is_root)))
+) AS in_reach FROM achievements a WHERE a.id = $1
+"""
+
+
+async def by_id_for_curator(achievement_id: uuid.UUID, curator_id: uuid.UUID) -> Mapping[str, Any] | None:
+    rows = await fetch(BY_ID_FOR_CURATOR, achievement_id, curator_id)
+    return rows[0] if rows else None
 
 
 async def by_id(achievement_id: uuid.UUID) -> Mapping[str, Any] | None:
@@ -154,19 +171,33 @@ class AchievementFilter:
             add("date >= {}", self.date_from)
         if self.date_to:
             add("date <= {}", self.date_to)
-        if self.reach is not None and not self.reach.everyone:
-            members = "org_unit_id = ANY({}::uuid[])"
-            if self.reach.includes_root_members:
-                members += " OR org_unit_id IS NULL"
-            # One subquery on users (indexed by org_unit_id), never a query per item.
-            add(f"owner_id IN (SELECT id FROM users WHERE {members})", sorted(self.reach.units))
+        owners = self.owners_in_reach(params)
+        if owners is not None:
+            clauses.append(f"owner_id = ANY(ARRAY({owners}))")
         if self.q:
             escaped = self.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             add("title_key LIKE lower({})", f"%{escaped}%")  # the database's case rule, as title_key
         return (" AND ".join(clauses) or "TRUE"), params
 
+    def owners_in_reach(self, params: list[Any]) -> str | None:
+        """The SQL selecting the ids of the students in reach (None: no limit), its parameters
+        appended to ``params``. A curator's scope is walked inside the statement that uses it."""
+        reach = self.reach
+        if reach is not None and reach.curator_id is not None:
+            params.append(reach.curator_id)
+            return (f"WITH RECURSIVE {SCOPE_CTE.format(curator=f'${len(params)}')} "
+                    "SELECT u.id FROM users u WHERE u.org_unit_id IN (SELECT id FROM subtree) "
+                    "OR (u.org_unit_id IS NULL AND EXISTS (SELECT 1 FROM subtree WHERE is_root))")
+        if reach is not None and not reach.everyone:
+            params.append(sorted(reach.units))
+            members = f"org_unit_id = ANY(${len(params)}::uuid[])"
+            if reach.includes_root_members:
+                members += " OR org_unit_id IS NULL"
+            return f"SELECT id FROM users WHERE {members}"
+        return None
+
     def scope(self) -> str:
-        units = None if self.reach is None else sorted(str(u) for u in self.reach.units)
+        units = None if self.reach is None else [str(self.reach.curator_id), *sorted(str(u) for u in self.reach.units)]
         return scope_of(str(self.owner_id), sorted(self.types), self.category, self.status,
                         str(self.date_from), str(self.date_to), self.q, self.sort, units)
 
@@ -180,18 +211,34 @@ class AchievementFilter:
 def page_queries(filt: AchievementFilter, limit: int, position: tuple[Any, uuid.UUID] | None = None
                  ) -> tuple[tuple[str, list[Any]], tuple[str, list[Any]]]:
     """The SQL of one page (keyset: after ``position``, one row more than ``limit`` to tell
-    whether another page follows) and of the total, with their parameters."""
+    whether another page follows) and of the total, with their parameters.
+
+    Within a curator's scope the page is the top rows of each student in reach, merged
+    (LATERAL over the owner-first indexes): a plain filter on the owners would walk everyone's
+    achievements in sort order to find the few in scope (tests.bench C1)."""
     column, _, descending = filt.order
-    where, params = filt.where()
+    op, direction = ("<", "DESC") if descending else (">", "ASC")
+    order = f"ORDER BY {column} {direction}, id {direction} LIMIT {int(limit) + 1}"
+    scoped = dataclasses.replace(filt, reach=None)
+    where, params = scoped.where()
     page_where, page_params = where, list(params)
     if position is not None:
-        op = "<" if descending else ">"
         page_where = f"{where} AND ({column}, id) {op} (${len(params) + 1}, ${len(params) + 2})"
         page_params += list(position)
-    direction = "DESC" if descending else "ASC"
-    page_sql = (f"SELECT {COLUMNS}, title_key FROM achievements WHERE {page_where} "
-                f"ORDER BY {column} {direction}, id {direction} LIMIT {int(limit) + 1}")
-    return (page_sql, page_params), (f"SELECT count(*) AS n FROM achievements WHERE {where}", params)
+    owners = filt.owners_in_reach(page_params)
+    if owners is None:
+        page_sql = f"SELECT {COLUMNS}, title_key FROM achievements WHERE {page_where} {order}"
+        count_sql = f"SELECT count(*) AS n FROM achievements WHERE {where}"
+        return (page_sql, page_params), (count_sql, params)
+    page_sql = (f"SELECT a.* FROM unnest(ARRAY({owners})) AS o(owner) CROSS JOIN LATERAL ("
+                f"SELECT {COLUMNS}, title_key FROM achievements WHERE owner_id = o.owner AND {page_where} {order}"
+                f") AS a {order}")
+    count_params = list(params)
+    count_owners = filt.owners_in_reach(count_params)
+    # A count per student (a correlated subquery: an index scan each), summed.
+    count_sql = (f"SELECT coalesce(sum((SELECT count(*) FROM achievements WHERE owner_id = o.owner AND {where})), 0)"
+                 f"::bigint AS n FROM unnest(ARRAY({count_owners})) AS o(owner)")
+    return (page_sql, page_params), (count_sql, count_params)
 
 
 @dataclass(frozen=True)

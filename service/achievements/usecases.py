@@ -20,7 +20,7 @@ from service.context import CurrentUser, RequestContext
 from service.errors import Conflict, Forbidden, NotFound, QuotaExceeded, ValidationFailed
 from service.platform.database import connection, fetch, transaction, violated_constraint
 from service.platform.jsonutil import iso
-from service.university import Reach, reach_of, reaches_user, unit_reach
+from service.university import Reach, curator_covers, reach_of, unit_reach
 
 DEDUP = "achievements_dedup_key"  # the unique index of the duplicate rule
 
@@ -35,7 +35,7 @@ async def in_reach(user: CurrentUser, owner_id: uuid.UUID | None) -> bool:
     their own, admins everyone)."""
     if owner_id is None or owner_id == user.id or user.role != Role.CURATOR:
         return True
-    return await reaches_user(await reach_of(user), owner_id)
+    return await curator_covers(user.id, owner_id)
 
 
 async def _authorized(user: CurrentUser, owner_id: uuid.UUID | None, action: str) -> None:
@@ -61,8 +61,12 @@ async def list_scope(user: CurrentUser, owner: uuid.UUID | str | None, org_unit:
 
 
 async def get(user: CurrentUser, achievement_id: uuid.UUID) -> Mapping[str, Any]:
+    if user.role == Role.CURATOR:  # the row and the scope check in one statement
+        row = await queries.by_id_for_curator(achievement_id, user.id)
+        authorize(user, row["owner_id"] if row else None, "read", in_reach=bool(row and row["in_reach"]))
+        return row
     row = await queries.by_id(achievement_id)
-    await _authorized(user, row["owner_id"] if row else None, "read")
+    authorize(user, row["owner_id"] if row else None, "read")
     return row
 
 

@@ -135,6 +135,7 @@ TAGS = {
     "achievement-types": "The catalogue of achievement types",
     "admin": "Users, their groups and curator scopes, and the audit log (admin only)",
     "university": "Faculties and groups, and the curators' review queue",
+    "portfolio": "Share links to a student's approved achievements, and the public page they open",
     "system": "Liveness and readiness probes",
 }
 

@@ -150,7 +150,7 @@ async def finish_response(request: Request, response: HTTPResponse) -> None:
     log.info("request", extra={
         "event": "http.request",
         "method": request.method,
-        "path": request.path,
+        "path": loggable_path(request.path),
         "status": response.status,
         "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
         "request_id": rid,
@@ -158,6 +158,16 @@ async def finish_response(request: Request, response: HTTPResponse) -> None:
         "ip": client_ip_of(request),
         "pid": os.getpid(),  # which worker answered
     })
+
+
+PUBLIC_PORTFOLIO = "/api/v1/public/portfolio/"
+
+
+def loggable_path(path: str) -> str:
+    """The path as the request log shows it: a share link's token is a secret, never logged."""
+    if path.startswith(PUBLIC_PORTFOLIO):
+        return PUBLIC_PORTFOLIO + "[redacted]"
+    return path
 
 
 async def answer_options(request: Request) -> HTTPResponse | None:

@@ -252,6 +252,18 @@ def json_body(model: type[Body], *, media_types: tuple[str, ...] = ("application
     return decorator
 
 
+def parse_timestamp(raw: str) -> dt.datetime | None:
+    """An RFC 3339 date-time in UTC, or None when ``raw`` is not one."""
+    if not _DATETIME.fullmatch(raw):
+        return None
+    try:
+        value = dt.datetime.fromisoformat(raw.upper().replace("Z", "+00:00").replace(" ", "+"))
+        # In UTC here, so 9999-12-31T23:59:59-14:00 is refused rather than overflowing later.
+        return value.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
 class Query:
     """Allow-listed query parameters; anything unknown, repeated or malformed is 400."""
 
@@ -292,14 +304,10 @@ class Query:
         raw = self.get(key)
         if raw is None:
             return None
-        if not _DATETIME.fullmatch(raw):
+        value = parse_timestamp(raw)
+        if value is None:
             raise BadRequest(f"{key} must be an RFC 3339 timestamp")
-        try:
-            value = dt.datetime.fromisoformat(raw.upper().replace("Z", "+00:00").replace(" ", "+"))
-            # In UTC here, so 9999-12-31T23:59:59-14:00 is refused rather than overflowing later.
-            return value.astimezone(dt.UTC)
-        except (ValueError, OverflowError):
-            raise BadRequest(f"{key} must be an RFC 3339 timestamp") from None
+        return value
 
     def choice(self, key: str, choices: Iterable[str]) -> str | None:
         raw = self.get(key)

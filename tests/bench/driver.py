@@ -248,6 +248,33 @@ class Fixture:
     item_id: str
     login_body: str
     batch_token: str
+    curator_token: str | None = None  # ours: a curator whose scope (a faculty) holds the reader
+
+
+def scope_a_curator(server: Server, url: str, fixture: Fixture) -> Fixture:
+    """Ours only: a faculty with a group holding the reader (and 50 other students' worth of
+    groups around it), and a curator whose scope is that faculty."""
+    client = Client(server.port)
+    email = f"curator-{server.name}@bench.example.org"
+    client.expect(201, "POST", "/api/v1/auth/register", {"email": email, "password": PASSWORD, "full_name": "Tutor"})
+    asyncio.run(sql(
+        url,
+        "INSERT INTO org_units (id, name, kind, parent_id) SELECT gen_random_uuid(), 'Bench faculty ' || n, "
+        "'faculty', (SELECT id FROM org_units WHERE parent_id IS NULL) FROM generate_series(1, 5) n",
+        "INSERT INTO org_units (id, name, kind, parent_id) SELECT gen_random_uuid(), f.name || ' group ' || n, "
+        "'group', f.id FROM org_units f, generate_series(1, 10) n WHERE f.kind = 'faculty'",
+        "UPDATE users SET org_unit_id = (SELECT id FROM org_units WHERE name = 'Bench faculty 1 group 1') "
+        "WHERE email LIKE 'reader-%'",
+        f"UPDATE users SET role = 'curator' WHERE email = '{email}'",
+        f"INSERT INTO curator_scopes (user_id, org_unit_id) SELECT u.id, o.id FROM users u, org_units o "
+        f"WHERE u.email = '{email}' AND o.name = 'Bench faculty 1'",
+    ))
+    login = client.expect(200, "POST", "/api/v1/auth/login", {"email": email, "password": PASSWORD})
+    page = client.expect(200, "GET", "/api/v1/achievements?owner=any&limit=20", token=login["access_token"])
+    if page["total"] != SEED_ITEMS:
+        raise RuntimeError(f"the curator's scope holds {page['total']} achievements, not {SEED_ITEMS}")
+    fixture.curator_token = login["access_token"]
+    return fixture
 
 
 def seed(server: Server, tag: str) -> Fixture:
@@ -356,6 +383,9 @@ class Bench:
             "S2": (f"/api/v1/achievements/{fx.item_id}", "get", {"BENCH_TOKEN": fx.reader_token}),
             "S3": ("/api/v1/achievements", "post", {"BENCH_TOKEN": fx.writer_token}),
             "S4": ("/api/v1/achievements?limit=20", "get", {"BENCH_TOKEN": fx.reader_token}),
+            # The same list and item, read by a curator through the scope check (issue 14).
+            "C1": ("/api/v1/achievements?owner=any&limit=20", "get", {"BENCH_TOKEN": fx.curator_token}),
+            "C2": (f"/api/v1/achievements/{fx.item_id}", "get", {"BENCH_TOKEN": fx.curator_token}),
         }[scenario]
 
     def _start(self, server: Server, fx: Fixture, scenario: str, seconds: float):
@@ -472,8 +502,10 @@ def report(results: dict, out=sys.stdout) -> bool:
     widths = (14, 7, 7, 7, 6, 10, 9, 14, 12, 10)
     print("\n" + row(("scenario", "req/s", "p50 ms", "p99 ms", "errors", "cpu ms/req", "db ms/req",
                       "worker RSS MiB", "worker split", "other load"), widths), file=out)
-    for scenario in ("S1", "S2", "S3", "S4"):
+    for scenario in ("S1", "S2", "S3", "S4", "C1", "C2"):
         for name, figures in (("ours", ours), ("reference", ref)):
+            if scenario not in figures:
+                continue
             f = figures[scenario]
             cpu = "-" if f["cpu_ms_per_req"] is None else f"{f['cpu_ms_per_req']:.3f}"
             dbc = "-" if f["db_cpu_ms_per_req"] is None else f"{f['db_cpu_ms_per_req']:.3f}"
@@ -507,6 +539,16 @@ def report(results: dict, out=sys.stdout) -> bool:
     print(f"  S4: login p99 {logins} (<= {TARGET_LOGIN_P99_RATIO}), login rate "
           f"{_ratio(ours['S4']['extra']['login_rps'], ref['S4']['extra']['login_rps'])}"
           f"  {'met' if good else 'NOT MET'}", file=out)
+    for scenario, like in (("C1", "S1"), ("C2", "S2")):
+        if scenario not in ours:
+            continue
+        rps = _ratio(ours[scenario]["rps"], ref[like]["rps"])
+        cpu = _ratio(ours[scenario]["cpu_ms_per_req"], ref[like]["cpu_ms_per_req"])
+        good = rps is not None and rps >= TARGET_RPS_RATIO and cpu is not None and cpu <= TARGET_CPU_RATIO
+        ok &= good
+        print(f"  {scenario} ({like} as a curator, through the scope check): throughput {rps} "
+              f"(>= {TARGET_RPS_RATIO}), CPU per request {cpu} (<= {TARGET_CPU_RATIO}), p99 "
+              f"{_ratio(ours[scenario]['p99_ms'], ref[like]['p99_ms'])}  {'met' if good else 'NOT MET'}", file=out)
     errors = sum(f["errors"] for figures in (ours, ref) for f in figures.values() if isinstance(f, dict))
     ok &= errors == 0
     print(f"  errors: {errors} (0)  {'met' if errors == 0 else 'NOT MET'}", file=out)
@@ -606,6 +648,10 @@ def main(argv: list[str] | None = None) -> int:
             figures = bench.scenario(scenario, pairs if index % 2 == 0 else pairs[::-1])
             results["ours"][scenario] = asdict(figures["ours"])
             results["reference"][scenario] = asdict(figures["reference"])
+        log("running the scope scenarios (ours only, against the reference's S1 and S2) ...")
+        scope_a_curator(ours, urls["bench_ours"], fixtures["ours"])
+        for scenario in ("C1", "C2"):
+            results["ours"][scenario] = asdict(bench.scenario(scenario, [(ours, fixtures["ours"])])["ours"])
         log("timing a 5,000-item batch import ...")
         results["batch_seconds"] = time_batch(ours, fixtures["ours"].batch_token, "small")
 
