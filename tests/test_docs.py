@@ -105,6 +105,9 @@ def test_every_operation_has_summary_tags_and_a_unique_id(spec):
         assert operation.get("tags"), f"{method} {path}"
         ids.append(operation["operationId"])
     assert len(ids) == len(set(ids))
+    # plain camelCase verbs, what generated clients name their methods after
+    assert all(re.fullmatch(r"[a-z]+(?:[A-Z][a-z]+)*", op_id) for op_id in ids), ids
+    assert {"listAchievements", "createAchievement", "reviewAchievement", "updateAchievement"} <= set(ids)
     declared = {tag["name"] for tag in spec["tags"]}
     assert {t for _, _, op in operations(spec) for t in op["tags"]} == declared
 

@@ -140,6 +140,45 @@ TAGS = {
 }
 
 
+# Plain camelCase verbs that generated clients turn into method names (route name -> id).
+OPERATION_IDS = {
+    "achievement_types.list_types": "listAchievementTypes",
+    "achievement_types.create_type": "createAchievementType",
+    "achievement_types.update_type": "updateAchievementType",
+    "achievements.create_batch": "createAchievementsBatch",
+    "achievements.export": "exportAchievements",
+    "achievements.stats": "getAchievementStats",
+    "achievements.patch_achievement": "updateAchievement",
+    "achievements.list_reviews": "listAchievementReviews",
+    "admin.get_scopes": "getCuratorScopes",
+    "admin.set_scopes": "setCuratorScopes",
+    "auth.me": "getMe",
+    "auth.refresh": "refreshSession",
+    "auth.register": "registerUser",
+    "org_units.list_units": "listOrgUnits",
+    "org_units.create_unit": "createOrgUnit",
+    "org_units.rename_unit": "renameOrgUnit",
+    "org_units.delete_unit": "deleteOrgUnit",
+    "public.view_portfolio": "getPublicPortfolio",
+    "review_queue.list_queue": "listReviewQueue",
+    "share_links.list_links": "listShareLinks",
+    "share_links.create_link": "createShareLink",
+    "share_links.revoke_link": "revokeShareLink",
+    "share_links.list_accesses": "listShareLinkAccesses",
+    "system.healthz": "getHealth",
+    "system.readyz": "getReadiness",
+}
+
+
+def operation_id(route_name: str, method: str, shared: bool) -> str:
+    """The route's operationId: from OPERATION_IDS, else its handler's name in camelCase."""
+    name = OPERATION_IDS.get(route_name)
+    if name is None:
+        first, *rest = route_name.split(".")[-1].split("_")
+        name = first + "".join(word.capitalize() for word in rest)
+    return f"{name}{method.capitalize()}" if shared else name
+
+
 def problem_content() -> dict[str, Any]:
     """The ``content`` of a problem response, for ``openapi.response``."""
     return {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}}
@@ -232,8 +271,7 @@ def _operation(route, method: str, handler, uri: str, schemas: dict) -> dict[str
             merged.setdefault("content", {}).update(data.get("content") or {})
         security += [s for s in record.security if s not in security]
     op.setdefault("summary", route_name.split(".")[-1].replace("_", " ").capitalize())
-    op.setdefault("operationId", route_name if len(route.methods - HIDDEN_METHODS) == 1
-                  else f"{route_name}.{method.lower()}")
+    op.setdefault("operationId", operation_id(route_name, method, len(route.methods - HIDDEN_METHODS) > 1))
     if not op["tags"]:
         op["tags"] = [route_name.split(".")[0]]
     declared = {p["name"] for p in op["parameters"] if p["in"] == "path"}
