@@ -23,14 +23,14 @@ bp = Blueprint("achievement_types", url_prefix="/achievement-types")
 
 
 
-class TypeIn(Body):
+class AchievementTypeCreate(Body):
     slug: Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=SLUG_PATTERN)]
     name: trimmed(1, 200)
     category: literal(Category)
     is_active: StrictBool = True
 
 
-class TypePatch(Body):
+class AchievementTypePatch(Body):
     name: trimmed(1, 200) | None = Field(None, json_schema_extra=not_null)
     is_active: StrictBool | None = Field(None, json_schema_extra=not_null)
 
@@ -53,8 +53,8 @@ async def list_types(request: Request):
 @ok(201, TYPE_SCHEMA, "Created")
 @problems(*PROTECTED, 403, 409, 413, 415, 422)
 @require_role("admin")
-@json_body(TypeIn)
-async def create_type(request: Request, body: TypeIn):
+@json_body(AchievementTypeCreate)
+async def create_type(request: Request, body: AchievementTypeCreate):
     row = await catalogue.create_type(context_of(request), body.slug, body.name, body.category, body.is_active)
     return json_response(row, status=201, headers={"Location": f"/api/v1/achievement-types/{row['slug']}"})
 
@@ -66,8 +66,8 @@ async def create_type(request: Request, body: TypeIn):
 @ok(200, TYPE_SCHEMA, "Updated")
 @problems(*PROTECTED, 403, 404, 413, 415, 422)
 @require_role("admin")
-@json_body(TypePatch, media_types=("application/json", "application/merge-patch+json"))
-async def update_type(request: Request, slug: str, body: TypePatch):
+@json_body(AchievementTypePatch, media_types=("application/json", "application/merge-patch+json"))
+async def update_type(request: Request, slug: str, body: AchievementTypePatch):
     if len(slug) > 64:
         raise NotFound("No such achievement type.")
     return json_response(await catalogue.update_type(context_of(request), slug, patch_changes(body)))

@@ -11,7 +11,7 @@ from sanic import Blueprint
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from sanic_ext import openapi
-from sanic_ext.extensions.openapi.types import String
+from sanic_ext.extensions.openapi.types import Array, String
 
 from blueprints.docs import CURSOR, DATE, LIMIT, PROTECTED, choice, ok, problems, query, text
 from blueprints.schemas import (
@@ -50,7 +50,7 @@ EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json", "x
 MERGE_PATCH = ("application/json", "application/merge-patch+json")
 NULLABLE = frozenset({"proof_url", "description"})
 # Must also name an active type of the catalogue (422 otherwise).
-Slug = Annotated[StrictStr, Field(min_length=1, max_length=64, json_schema_extra={"pattern": SLUG_PATTERN})]
+Slug = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=SLUG_PATTERN)]
 AchievementDate = Annotated[DateStr, AfterValidator(rules.check_date)]
 # Also: http or https only, no user:password, a public host (422 otherwise).
 ProofUrl = Annotated[StrictStr, AfterValidator(rules.check_proof_url),
@@ -58,7 +58,7 @@ ProofUrl = Annotated[StrictStr, AfterValidator(rules.check_proof_url),
 Description = Annotated[Text, Field(max_length=4000)]
 
 
-class AchievementIn(Body):
+class AchievementCreate(Body):
     title: trimmed(1, 200)
     type: Slug
     date: AchievementDate
@@ -74,11 +74,11 @@ class AchievementPatch(Body):
     description: Description | None = None
 
 
-class BatchIn(Body):
-    items: Annotated[list[AchievementIn], Field(min_length=1, max_length=5000)]
+class AchievementBatch(Body):
+    items: Annotated[list[AchievementCreate], Field(min_length=1, max_length=5000)]
 
 
-class ReviewIn(Body):
+class ReviewCreate(Body):
     # A rejection needs a reason (422 otherwise): the document says so too.
     model_config = ConfigDict(json_schema_extra={
         "if": {"properties": {"decision": {"const": "rejected"}}},
@@ -109,7 +109,7 @@ IF_NONE_MATCH_READ = openapi.parameter(
 
 def _list_parameters(handler):
     for name, schema, description in [
-        ("type", String(pattern=SLUG_PATTERN, maxLength=64), "achievement type slug (repeatable)"),
+        ("type", Array(String(pattern=SLUG_PATTERN, maxLength=64)), "achievement type slugs (repeat the parameter)"),
         ("category", choice(*values(Category)), "educational, scientific, creative, social or sports"),
         ("status", choice(*values(Status)), "pending, approved or rejected"),
         ("date_from", DATE, "inclusive, YYYY-MM-DD"),
@@ -175,7 +175,7 @@ def _patch_rules(body: AchievementPatch) -> list[dict[str, str]]:
     return null_errors(body, NULLABLE)
 
 
-def _review_rules(body: ReviewIn) -> list[dict[str, str]]:
+def _review_rules(body: ReviewCreate) -> list[dict[str, str]]:
     if body.decision == "rejected" and not (body.comment or "").strip():
         return [{"field": "comment", "message": "is required when rejecting", "code": "required"}]
     return []
@@ -242,8 +242,8 @@ async def list_achievements(request: Request):
 @openapi.secured("bearer")
 @ok(201, ACHIEVEMENT_SCHEMA, "Created; Location and ETag headers point at it")
 @problems(*PROTECTED, 409, 413, 415, 422)
-@json_body(AchievementIn, checks=_type_checks)
-async def create_achievement(request: Request, body: AchievementIn):
+@json_body(AchievementCreate, checks=_type_checks)
+async def create_achievement(request: Request, body: AchievementCreate):
     row = await usecases.create(context_of(request), current_user(request), body.model_dump(),
                                     _quota(request))
     return _item_response(request, row, status=201)
@@ -255,8 +255,8 @@ async def create_achievement(request: Request, body: AchievementIn):
 @openapi.secured("bearer")
 @ok(201, BATCH_RESULT_SCHEMA, "All items were created; ids in item order")
 @problems(*PROTECTED, 409, 413, 415, 422)
-@json_body(BatchIn, checks=_batch_type_checks)
-async def create_batch(request: Request, body: BatchIn):
+@json_body(AchievementBatch, checks=_batch_type_checks)
+async def create_batch(request: Request, body: AchievementBatch):
     ids = await usecases.create_batch(context_of(request), current_user(request),
                                           [item.model_dump() for item in body.items], _quota(request))
     return json_response({"created": len(ids), "ids": ids}, status=201)
@@ -349,8 +349,8 @@ async def get_achievement(request: Request, achievement_id: str):
 @IF_NONE_MATCH_WRITE
 @ok(200, ACHIEVEMENT_SCHEMA, "The updated achievement")
 @problems(*PROTECTED, 403, 404, 409, 412, 413, 415, 422)
-@json_body(AchievementIn, checks=_type_checks)
-async def replace_achievement(request: Request, achievement_id: str, body: AchievementIn):
+@json_body(AchievementCreate, checks=_type_checks)
+async def replace_achievement(request: Request, achievement_id: str, body: AchievementCreate):
     changes = {"proof_url": None, "description": None, **body.model_dump()}
     row = await usecases.update(context_of(request), current_user(request), parse_uuid_or_404(achievement_id),
                                     changes, _preconditions(request))
@@ -396,8 +396,8 @@ async def delete_achievement(request: Request, achievement_id: str):
 @ok(200, ACHIEVEMENT_SCHEMA, "The reviewed achievement")
 @problems(*PROTECTED, 403, 404, 412, 413, 415, 422, 428)
 @require_role("curator", "admin")
-@json_body(ReviewIn, rules=_review_rules)
-async def review_achievement(request: Request, achievement_id: str, body: ReviewIn):
+@json_body(ReviewCreate, rules=_review_rules)
+async def review_achievement(request: Request, achievement_id: str, body: ReviewCreate):
     comment = body.comment.strip() if body.comment else None
     row = await usecases.review(context_of(request), current_user(request), parse_uuid_or_404(achievement_id),
                                     Decision(body.decision), comment or None, _preconditions(request))

@@ -32,7 +32,7 @@ class UserPatch(Body):
     org_unit_id: StrictStr | None = Field(None, json_schema_extra={"format": "uuid"})
 
 
-class ScopesBody(Body):
+class CuratorScopesUpdate(Body):
     org_unit_ids: Annotated[list[StrictStr], Field(max_length=1000, json_schema_extra={
         "items": {"type": "string", "format": "uuid"}})]
 
@@ -125,8 +125,8 @@ async def get_scopes(request: Request, user_id: str):
 @ok(200, SCOPES_SCHEMA, "The curator's scopes")
 @problems(*PROTECTED, 403, 404, 409, 413, 415, 422)
 @require_role("admin")
-@json_body(ScopesBody)
-async def set_scopes(request: Request, user_id: str, body: ScopesBody):
+@json_body(CuratorScopesUpdate)
+async def set_scopes(request: Request, user_id: str, body: CuratorScopesUpdate):
     units = _unit_ids(body.org_unit_ids, "org_unit_ids")
     return json_response(await university.set_scopes(context_of(request), parse_uuid_or_404(user_id), units))
 

@@ -18,6 +18,7 @@ from service.authn import bearer_token, current_user, user_for_token
 from service.context import context_of
 from service.errors import Forbidden, InvalidCredentials, TooManyRequests, Unauthorized, ValidationFailed
 from service.passwords import MAX_LENGTH, MIN_LENGTH
+from service.platform.docs import problem_content
 from service.platform.edge import check_origin
 from service.platform.jsonutil import json_response
 from service.platform.validation import Body, Secret, SingleLine, json_body, trimmed
@@ -32,22 +33,22 @@ COOKIE_PATH = "/api/v1/auth"
 NewPassword = Annotated[Secret, Field(json_schema_extra={"minLength": MIN_LENGTH, "maxLength": MAX_LENGTH})]
 
 
-class RegisterBody(Body):
+class Registration(Body):
     email: Annotated[trimmed(3, 254), Field(json_schema_extra={"format": "email"})]
     password: NewPassword
     full_name: trimmed(1, 200)
 
 
-class LoginBody(Body):
+class LoginRequest(Body):
     email: SingleLine
     password: Secret
 
 
-class ProfileBody(Body):
+class ProfilePatch(Body):
     full_name: trimmed(1, 200)
 
 
-class PasswordBody(Body):
+class PasswordChange(Body):
     current_password: Secret
     new_password: NewPassword
 
@@ -109,8 +110,8 @@ async def _registration_checks(request: Request, data: dict, failed: set[str]) -
 @openapi.tag("auth")
 @ok(201, USER_SCHEMA, "The new user")
 @problems(400, 409, 413, 415, 422, 429, 503)
-@json_body(RegisterBody, checks=_registration_checks)
-async def register(request: Request, body: RegisterBody):
+@json_body(Registration, checks=_registration_checks)
+async def register(request: Request, body: Registration):
     limits = request.app.ctx.limits
     try:
         await limits.enforce_ip(limits.register_ip, "register-ip", context_of(request).ip)
@@ -132,8 +133,8 @@ async def register(request: Request, body: RegisterBody):
 @openapi.tag("auth")
 @ok(200, TOKEN_SCHEMA, "Signed in")
 @problems(400, 401, 413, 415, 422, 429, 503)
-@json_body(LoginBody)
-async def login(request: Request, body: LoginBody):
+@json_body(LoginRequest)
+async def login(request: Request, body: LoginRequest):
     async def on_limited(details):
         await security_event(request, "security.rate_limited", details=details)
 
@@ -150,8 +151,11 @@ async def login(request: Request, body: LoginBody):
 @bp.post("/refresh", ctx_public=True)
 @openapi.summary("Rotate the refresh cookie and get a new access token")
 @openapi.tag("auth")
+@openapi.secured("refreshCookie")
 @ok(200, TOKEN_SCHEMA, "A new access token; the cookie is rotated")
-@problems(401, 403, 429, 503)
+@openapi.response(403, problem_content(403), "The request's Origin is neither the service's own nor an allowed one "
+                  "(CSRF defence of the cookie endpoints)")
+@problems(401, 429, 503)
 async def refresh(request: Request):
     await _check_origin(request)
     limits = request.app.ctx.limits
@@ -171,8 +175,11 @@ async def refresh(request: Request):
 @openapi.summary("End the session: its access and refresh tokens stop working")
 @openapi.tag("auth")
 @openapi.secured("bearer")
+@openapi.secured("refreshCookie")
 @ok(204, None, "Signed out; the cookie is cleared")
-@problems(401, 403, 503)
+@openapi.response(403, problem_content(403), "The request's Origin is neither the service's own nor an allowed one "
+                  "(CSRF defence of the cookie endpoints)")
+@problems(401, 503)
 async def logout(request: Request):
     await _check_origin(request)
     token = bearer_token(request)
@@ -208,8 +215,8 @@ async def me(request: Request):
 @openapi.secured("bearer")
 @ok(200, USER_SCHEMA, "The updated user")
 @problems(*PROTECTED, 413, 415, 422)
-@json_body(ProfileBody, media_types=("application/json", "application/merge-patch+json"))
-async def update_me(request: Request, body: ProfileBody):
+@json_body(ProfilePatch, media_types=("application/json", "application/merge-patch+json"))
+async def update_me(request: Request, body: ProfilePatch):
     user = await accounts.update_profile(context_of(request), current_user(request), body.full_name)
     return json_response(user)
 
@@ -220,8 +227,8 @@ async def update_me(request: Request, body: ProfileBody):
 @openapi.secured("bearer")
 @ok(204, None, "Changed")
 @problems(*PROTECTED, 403, 413, 415, 422)
-@json_body(PasswordBody)
-async def change_password(request: Request, body: PasswordBody):
+@json_body(PasswordChange)
+async def change_password(request: Request, body: PasswordChange):
     try:
         await accounts.change_password(request.app.ctx.settings, request.app.ctx.limits,
                                        context_of(request), current_user(request),

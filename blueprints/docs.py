@@ -40,7 +40,7 @@ def problems(*statuses: int):
 
     def decorator(handler):
         for status in statuses:
-            handler = openapi.response(status, problem_content(), PROBLEM_DESCRIPTIONS[status])(handler)
+            handler = openapi.response(status, problem_content(status), PROBLEM_DESCRIPTIONS[status])(handler)
         return handler
 
     return decorator
@@ -52,6 +52,7 @@ def ok(status: int, schema: dict | None, description: str):
 
 
 USER_SCHEMA = {
+    "title": "User",
     "type": "object",
     "additionalProperties": False,
     "required": ["id", "email", "full_name", "role", "is_active", "created_at", "org_unit_id"],
@@ -68,6 +69,7 @@ USER_SCHEMA = {
 }
 
 TOKEN_SCHEMA = {
+    "title": "TokenResponse",
     "type": "object",
     "additionalProperties": False,
     "required": ["access_token", "token_type", "expires_in", "user"],

@@ -9,7 +9,8 @@ _UUID = {"type": "string", "format": "uuid"}
 _NULLABLE_STR = {"type": ["string", "null"]}
 
 REVIEW_SCHEMA = {
-    "type": ["object", "null"],
+    "title": "Review",
+    "type": "object",
     "additionalProperties": False,
     "required": ["decision", "comment", "reviewer_id", "reviewed_at"],
     "properties": {
@@ -21,6 +22,7 @@ REVIEW_SCHEMA = {
 }
 
 ACHIEVEMENT_SCHEMA = {
+    "title": "Achievement",
     "type": "object",
     "additionalProperties": False,
     "required": ["id", "owner_id", "title", "type", "category", "date", "proof_url", "description",
@@ -35,7 +37,7 @@ ACHIEVEMENT_SCHEMA = {
         "proof_url": _NULLABLE_STR,
         "description": _NULLABLE_STR,
         "status": {"type": "string", "enum": list(values(Status))},
-        "review": REVIEW_SCHEMA,
+        "review": {"anyOf": [REVIEW_SCHEMA, {"type": "null"}]},
         "version": {"type": "integer"},
         "created_at": {"type": "string", "format": "date-time"},
         "updated_at": {"type": "string", "format": "date-time"},
@@ -43,6 +45,7 @@ ACHIEVEMENT_SCHEMA = {
 }
 
 ACHIEVEMENT_PAGE_SCHEMA = {
+    "title": "AchievementPage",
     "type": "object",
     "additionalProperties": False,
     "required": ["items", "next_cursor", "total"],
@@ -54,6 +57,7 @@ ACHIEVEMENT_PAGE_SCHEMA = {
 }
 
 BATCH_RESULT_SCHEMA = {
+    "title": "BatchResult",
     "type": "object",
     "additionalProperties": False,
     "required": ["created", "ids"],
@@ -62,6 +66,7 @@ BATCH_RESULT_SCHEMA = {
 
 _COUNTS = {"type": "object", "additionalProperties": {"type": "integer"}}
 STATS_SCHEMA = {
+    "title": "Stats",
     "type": "object",
     "additionalProperties": False,
     "required": ["total", "by_category", "by_status", "by_year"],
@@ -70,12 +75,14 @@ STATS_SCHEMA = {
 }
 
 EXPORT_JSON_SCHEMA = {
+    "title": "AchievementExport",
     "type": "object",
     "required": ["items"],
     "properties": {"items": {"type": "array", "items": ACHIEVEMENT_SCHEMA}},
 }
 
 TYPE_SCHEMA = {
+    "title": "AchievementType",
     "type": "object",
     "additionalProperties": False,
     "required": ["slug", "name", "category", "is_active"],
@@ -88,6 +95,7 @@ TYPE_SCHEMA = {
 }
 
 TYPE_LIST_SCHEMA = {
+    "title": "AchievementTypeList",
     "type": "object",
     "additionalProperties": False,
     "required": ["items"],
@@ -95,6 +103,7 @@ TYPE_LIST_SCHEMA = {
 }
 
 USER_PAGE_SCHEMA = {
+    "title": "UserPage",
     "type": "object",
     "additionalProperties": False,
     "required": ["items", "next_cursor"],
@@ -102,6 +111,7 @@ USER_PAGE_SCHEMA = {
 }
 
 AUDIT_EVENT_SCHEMA = {
+    "title": "AuditEvent",
     "type": "object",
     "additionalProperties": False,
     "required": ["id", "occurred_at", "request_id", "actor_id", "ip", "action", "target_type", "target_id",
@@ -121,6 +131,7 @@ AUDIT_EVENT_SCHEMA = {
 }
 
 AUDIT_PAGE_SCHEMA = {
+    "title": "AuditEventPage",
     "type": "object",
     "additionalProperties": False,
     "required": ["items", "next_cursor"],
@@ -129,6 +140,7 @@ AUDIT_PAGE_SCHEMA = {
 
 
 REVIEW_HISTORY_SCHEMA = {
+    "title": "ReviewHistory",
     "type": "object",
     "additionalProperties": False,
     "required": ["items"],
@@ -148,6 +160,7 @@ REVIEW_HISTORY_SCHEMA = {
 }
 
 ORG_UNIT_SCHEMA = {
+    "title": "OrgUnit",
     "type": "object",
     "additionalProperties": False,
     "required": ["id", "name", "kind", "parent_id"],
@@ -160,6 +173,7 @@ ORG_UNIT_SCHEMA = {
 }
 
 ORG_UNIT_LIST_SCHEMA = {
+    "title": "OrgUnitList",
     "type": "object",
     "additionalProperties": False,
     "required": ["items"],
@@ -167,6 +181,7 @@ ORG_UNIT_LIST_SCHEMA = {
 }
 
 SCOPES_SCHEMA = {
+    "title": "CuratorScopes",
     "type": "object",
     "additionalProperties": False,
     "required": ["org_unit_ids"],
@@ -183,6 +198,7 @@ _SHARE_LINK_PROPERTIES = {
 }
 
 SHARE_LINK_SCHEMA = {
+    "title": "ShareLink",
     "type": "object",
     "additionalProperties": False,
     "required": list(_SHARE_LINK_PROPERTIES),
@@ -190,6 +206,7 @@ SHARE_LINK_SCHEMA = {
 }
 
 SHARE_LINK_CREATED_SCHEMA = {
+    "title": "ShareLinkCreated",
     "type": "object",
     "additionalProperties": False,
     "required": ["id", "label", "url", "expires_at", "created_at", "revoked_at"],
@@ -198,6 +215,7 @@ SHARE_LINK_CREATED_SCHEMA = {
 }
 
 SHARE_LINK_LIST_SCHEMA = {
+    "title": "ShareLinkList",
     "type": "object",
     "additionalProperties": False,
     "required": ["items"],
@@ -205,6 +223,7 @@ SHARE_LINK_LIST_SCHEMA = {
 }
 
 ACCESS_LIST_SCHEMA = {
+    "title": "ShareLinkAccessList",
     "type": "object",
     "additionalProperties": False,
     "required": ["items"],
@@ -214,6 +233,7 @@ ACCESS_LIST_SCHEMA = {
 }
 
 PORTFOLIO_SCHEMA = {
+    "title": "Portfolio",
     "type": "object",
     "additionalProperties": False,
     "required": ["owner_name", "org_unit", "items"],

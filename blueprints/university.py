@@ -10,7 +10,7 @@ from sanic import Blueprint
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from sanic_ext import openapi
-from sanic_ext.extensions.openapi.types import String
+from sanic_ext.extensions.openapi.types import Array, String
 
 from blueprints.achievements import achievement_filter
 from blueprints.docs import CURSOR, LIMIT, PROTECTED, choice, ok, problems, query
@@ -98,7 +98,7 @@ async def delete_unit(request: Request, unit_id: str):
 @openapi.secured("bearer")
 @query("org_unit", String(format="uuid"), "only this unit's subtree (a unit in scope, else 404)")
 @query("category", choice(*values(Category)), "educational, scientific, creative, social or sports")
-@query("type", String(pattern=SLUG_PATTERN, maxLength=64), "achievement type slug (repeatable)")
+@query("type", Array(String(pattern=SLUG_PATTERN, maxLength=64)), "achievement type slugs (repeat the parameter)")
 @query("limit", LIMIT, "1-100 (default 20)")
 @query("cursor", CURSOR, "opaque, from next_cursor")
 @ok(200, ACHIEVEMENT_PAGE_SCHEMA, "A page of the queue")

@@ -161,9 +161,11 @@ def test_swagger_ui_renders_offline_authorizes_and_tries_it_out(server, browser)
         # Authorize: the bearer scheme's dialog takes the access token.
         page.locator(".auth-wrapper .authorize").click()
         dialog = page.locator(".dialog-ux .modal-ux")
-        dialog.locator("input").first.fill(token)
-        dialog.locator(".auth-btn-wrapper .authorize").click()
-        dialog.locator(".auth-btn-wrapper .btn-done").click()
+        # The bearer form (the refresh cookie has a form of its own, filled by the browser).
+        bearer = dialog.locator("form").filter(has_text="bearer (http, Bearer)")
+        bearer.locator("input").first.fill(token)
+        bearer.locator(".auth-btn-wrapper .authorize").click()
+        dialog.locator(".auth-btn-wrapper .btn-done").first.click()
         assert page.locator(".auth-wrapper .authorize.locked").count() == 1
 
         # Try it out: GET /api/v1/achievements with the token.

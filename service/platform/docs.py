@@ -91,6 +91,13 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     },
 }
 
+VALIDATION_PROBLEM_REF = SCHEMA_REF.format(model="ValidationProblem")
+VALIDATION_PROBLEM_SCHEMA: dict[str, Any] = {
+    "description": "A problem document for a body that failed validation (422): `errors` lists every "
+                   "failing field with its `code`.",
+    "allOf": [{"$ref": PROBLEM_REF}, {"type": "object", "required": ["errors"]}],
+}
+
 PROBLEM_DESCRIPTIONS = {
     400: "Malformed JSON or query parameter",
     401: "Missing, invalid, expired or revoked credentials",
@@ -120,7 +127,15 @@ PROBLEM_HEADERS = {
 NO_CONTENT = {"204", "304"}
 HIDDEN_METHODS = {"HEAD", "OPTIONS", "TRACE"}
 
+REFRESH_COOKIE = "refreshCookie"
 SECURITY_SCHEMES = {
+    REFRESH_COOKIE: {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "refresh_token",
+        "description": "The HttpOnly refresh cookie set by login and refresh (Path=/api/v1/auth); the browser "
+                       "sends it when the request is made with credentials: 'include'.",
+    },
     BEARER: {
         "type": "http",
         "scheme": "bearer",
@@ -170,6 +185,14 @@ OPERATION_IDS = {
 }
 
 
+ETAG_OPERATIONS = {"getAchievement", "listAchievements", "createAchievement", "replaceAchievement",
+                   "updateAchievement", "reviewAchievement"}
+LOCATION_OPERATIONS = {"createAchievement", "createOrgUnit", "createShareLink", "createAchievementType"}
+ETAG_HEADER = {"description": "The version's entity tag: send it back as If-Match (writes, review) or "
+                              "If-None-Match (reads)", "schema": {"type": "string"}}
+LOCATION_HEADER = {"description": "The new resource's path", "schema": {"type": "string"}}
+
+
 def operation_id(route_name: str, method: str, shared: bool) -> str:
     """The route's operationId: from OPERATION_IDS, else its handler's name in camelCase."""
     name = OPERATION_IDS.get(route_name)
@@ -179,9 +202,9 @@ def operation_id(route_name: str, method: str, shared: bool) -> str:
     return f"{name}{method.capitalize()}" if shared else name
 
 
-def problem_content() -> dict[str, Any]:
+def problem_content(status: int | None = None) -> dict[str, Any]:
     """The ``content`` of a problem response, for ``openapi.response``."""
-    return {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}}
+    return {PROBLEM_JSON: {"schema": {"$ref": VALIDATION_PROBLEM_REF if status == 422 else PROBLEM_REF}}}
 
 
 # --------------------------------------------------------------------------- document
@@ -191,7 +214,7 @@ def openapi_document(app: Sanic) -> dict[str, Any]:
     """The OpenAPI document of ``app``: every route outside /docs with every method but
     HEAD, OPTIONS and TRACE. The app's router must be finalized (it is once the server
     has started; ``openapi_export`` finalizes it itself)."""
-    schemas: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}
+    schemas: dict[str, Any] = {"Problem": PROBLEM_SCHEMA, "ValidationProblem": VALIDATION_PROBLEM_SCHEMA}
     paths: dict[str, dict[str, Any]] = {}
     docs = DOCS_PREFIX.strip("/")
     for route in app.router.routes:
@@ -213,6 +236,7 @@ def openapi_document(app: Sanic) -> dict[str, Any]:
         "info": {"title": API_TITLE, "version": API_VERSION, "description": API_DESCRIPTION},
         "tags": [{"name": t, "description": TAGS[t]} if t in TAGS else {"name": t} for t in ordered],
         "paths": paths,
+        "servers": [{"url": "/", "description": "this service (generated clients take their base URL as an option)"}],
         "components": {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES},
     }
     return _openapi31(copy.deepcopy(document))
@@ -268,15 +292,24 @@ def _operation(route, method: str, handler, uri: str, schemas: dict) -> dict[str
             data = response.serialize()
             merged = op["responses"].setdefault(str(status), {})
             merged.update({k: v for k, v in data.items() if k != "content"})
-            merged.setdefault("content", {}).update(data.get("content") or {})
+            content = {media: ({**body, "schema": hoist(body["schema"], schemas)} if "schema" in body else body)
+                       for media, body in (data.get("content") or {}).items()}
+            merged.setdefault("content", {}).update(content)
         security += [s for s in record.security if s not in security]
     op.setdefault("summary", route_name.split(".")[-1].replace("_", " ").capitalize())
     op.setdefault("operationId", operation_id(route_name, method, len(route.methods - HIDDEN_METHODS) > 1))
     if not op["tags"]:
         op["tags"] = [route_name.split(".")[0]]
+    for status, response in op["responses"].items():
+        if status in ("200", "201") and op["operationId"] in ETAG_OPERATIONS:
+            response.setdefault("headers", {})["ETag"] = ETAG_HEADER
+        if status == "201" and op["operationId"] in LOCATION_OPERATIONS:
+            response.setdefault("headers", {})["Location"] = LOCATION_HEADER
     declared = {p["name"] for p in op["parameters"] if p["in"] == "path"}
     path_params = [
-        {"name": name, "in": "path", "required": True, "schema": Schema.make(info.cast).serialize()}
+        {"name": name, "in": "path", "required": True,
+         "schema": {"type": "string", "format": "uuid"} if name.endswith("_id")
+         else Schema.make(info.cast).serialize()}
         for name, info in _route_params(route).items() if name not in declared
     ]
     op["parameters"] = path_params + op["parameters"]
@@ -290,7 +323,7 @@ def _operation(route, method: str, handler, uri: str, schemas: dict) -> dict[str
     implied = (PROTECTED_PROBLEMS if protected else ()) + (BODY_PROBLEMS if "requestBody" in op else ())
     for status in implied:
         op["responses"].setdefault(str(status), {"description": PROBLEM_DESCRIPTIONS[status],
-                                                 "content": problem_content()})
+                                                 "content": problem_content(status)})
     for status, response in op["responses"].items():
         if status in NO_CONTENT or not response.get("content"):
             response.pop("content", None)
@@ -314,12 +347,41 @@ def _request_body(body: dict[str, Any], schemas: dict[str, Any]) -> dict[str, An
     for media in body.get("content", {}).values():
         schema = media.get("schema")
         if isinstance(schema, dict) and "title" in schema and "properties" in schema:
-            schema = copy.deepcopy(schema)
+            schema = _without_null_defaults(copy.deepcopy(schema))
             for name, nested in schema.pop("$defs", {}).items():
                 _add_schema(schemas, name, nested)
             _add_schema(schemas, schema["title"], schema)
             media["schema"] = {"$ref": SCHEMA_REF.format(model=schema["title"])}
     return body
+
+
+def hoist(schema: Any, schemas: dict[str, Any]) -> Any:
+    """Every titled object schema of a response (``blueprints/schemas.py``) becomes a named
+    component, referenced wherever it appears: generated clients then get one type per shape."""
+    if isinstance(schema, list):
+        return [hoist(item, schemas) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    inner = {key: hoist(value, schemas) for key, value in schema.items()}
+    title = inner.get("title")
+    if isinstance(title, str) and "properties" in inner:
+        _add_schema(schemas, title, {k: v for k, v in inner.items() if k != "title"})
+        return {"$ref": SCHEMA_REF.format(model=title)}
+    return inner
+
+
+def _without_null_defaults(schema: Any) -> Any:
+    """pydantic writes ``default: null`` for an optional field; generators read that as a
+    required field that may be null. Optional means absent: drop the default."""
+    if isinstance(schema, dict):
+        if schema.get("default", ...) is None:
+            del schema["default"]
+        for value in schema.values():
+            _without_null_defaults(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _without_null_defaults(value)
+    return schema
 
 
 def _add_schema(schemas: dict[str, Any], name: str, schema: dict[str, Any]) -> None:
