@@ -12,12 +12,13 @@ REVIEW_SCHEMA = {
     "title": "Review",
     "type": "object",
     "additionalProperties": False,
-    "required": ["decision", "comment", "reviewer_id", "reviewed_at"],
+    "required": ["decision", "comment", "reviewer_id", "reviewed_at", "reviewer_name"],
     "properties": {
         "decision": {"type": "string", "enum": list(values(Decision))},
         "comment": _NULLABLE_STR,
         "reviewer_id": {"type": ["string", "null"], "format": "uuid"},
         "reviewed_at": {"type": ["string", "null"], "format": "date-time"},
+        "reviewer_name": _NULLABLE_STR,
     },
 }
 
@@ -26,7 +27,8 @@ ACHIEVEMENT_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
     "required": ["id", "owner_id", "title", "type", "category", "date", "proof_url", "description",
-                 "status", "review", "version", "created_at", "updated_at"],
+                 "status", "review", "version", "created_at", "updated_at", "owner_name", "type_name", "level",
+                 "result"],
     "properties": {
         "id": _UUID,
         "owner_id": _UUID,
@@ -38,6 +40,10 @@ ACHIEVEMENT_SCHEMA = {
         "description": _NULLABLE_STR,
         "status": {"type": "string", "enum": list(values(Status))},
         "review": {"anyOf": [REVIEW_SCHEMA, {"type": "null"}]},
+        "owner_name": {"type": "string", "description": "the owner's full name (display data)"},
+        "type_name": {"type": "string", "description": "the type's name (display data)"},
+        "level": {**_NULLABLE_STR, "description": "the event's level slug (null until levels exist)"},
+        "result": {**_NULLABLE_STR, "description": "the result's slug (null until results exist)"},
         "version": {"type": "integer"},
         "created_at": {"type": "string", "format": "date-time"},
         "updated_at": {"type": "string", "format": "date-time"},

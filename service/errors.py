@@ -22,6 +22,14 @@ log = logging.getLogger("service.errors")
 PROBLEM_JSON = "application/problem+json"
 
 
+class RuleError(ValueError):
+    """A field rule's refusal, with the stable code a client maps to its form field."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class ApiError(Exception):
     status = 500
     type = "about:blank"

@@ -45,7 +45,11 @@ def test_create_returns_achievement_location_etag(api, student):
     assert response.status == 201
     body = response.json
     assert set(body) == {"id", "owner_id", "title", "type", "category", "date", "proof_url", "description",
-                         "status", "review", "version", "created_at", "updated_at"}
+                         "status", "review", "version", "created_at", "updated_at", "owner_name", "type_name",
+                         "level", "result"}
+    # Display data, so a list renders without look-ups
+    assert body["owner_name"] == student["full_name"] and body["type_name"] == "Olympiad"
+    assert body["level"] is None and body["result"] is None
     assert body["title"] == "Spaced title" and body["category"] == "educational"
     assert body["status"] == "pending" and body["review"] is None and body["version"] == 1
     assert body["owner_id"] == student["id"]

@@ -59,7 +59,7 @@ def test_register_duplicate_email_case_insensitive_409(api):
 def test_register_rejects_mass_assignment(api, field, value):
     response = register(api, f"mass-{field}@example.org", **{field: value})
     assert response.status == 422
-    assert {"field": field, "message": "is not an allowed field"} in response.json["errors"]
+    assert {"field": field, "message": "is not an allowed field", "code": "unknown_field"} in response.json["errors"]
     assert api.sql("SELECT count(*) AS n FROM users")[0]["n"] == 0
 
 

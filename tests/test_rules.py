@@ -154,3 +154,17 @@ def test_password_rules_count_characters_after_nfc():
 ])
 def test_csv_neutralisation(value, cell):
     assert neutralise(value) == cell
+
+
+def test_every_field_error_has_a_code():
+    from blueprints.achievements import AchievementCreate
+    from service.platform.validation import validate_all
+
+    _, errors = validate_all(AchievementCreate, {
+        "title": " ", "type": "Bad Slug", "date": "2999-01-01", "proof_url": "javascript:alert(1)",
+        "description": "a\u202eb", "extra": 1})
+    codes = {error["field"]: error["code"] for error in errors}
+    assert codes == {"title": "required", "type": "invalid_format", "date": "in_future", "proof_url": "invalid_url",
+                     "description": "invalid_characters", "extra": "unknown_field"}
+    _, missing = validate_all(AchievementCreate, {"title": "x" * 201})
+    assert {e["field"]: e["code"] for e in missing} == {"title": "too_long", "type": "required", "date": "required"}

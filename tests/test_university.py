@@ -233,7 +233,10 @@ def test_review_history_survives_edits(api, campus):
     assert history == [{"decision": "rejected", "comment": "The diploma is unreadable",
                         "reviewer_id": curator["id"], "reviewer_name": "Physics Curator",
                         "reviewed_at": history[0]["reviewed_at"], "version": 1}]
-    assert review(api, a1, curator, decision="approved").status == 200
+    approved = review(api, a1, curator, decision="approved")
+    assert approved.status == 200 and approved.json["review"]["reviewer_name"] == "Physics Curator"
+    listed = api.get(f"{ACH}?owner=any", token=curator["token"]).json["items"]
+    assert [(i["owner_name"], i["type_name"]) for i in listed] == [("Physics Student", "Olympiad")]
     history = api.get(f"{ACH}/{a1}/reviews", token=s1["token"]).json["items"]
     assert [(h["decision"], h["version"]) for h in history] == [("approved", 3), ("rejected", 1)]
     assert api.get(f"{ACH}/{a1}/reviews", token=campus["s2"]["token"]).status == 404

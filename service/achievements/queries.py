@@ -28,8 +28,19 @@ COLUMNS = (
     "id, owner_id, title, type, category, date, proof_url, description, status, review_decision, "
     "review_comment, reviewer_id, reviewed_at, version, created_at, updated_at"
 )
-FIELDS = tuple(column.strip() for column in COLUMNS.split(","))
-BY_ID = f"SELECT {COLUMNS} FROM achievements WHERE id = $1"
+# The display data a list renders without look-ups (owner's and reviewer's names, the type's
+# name), joined onto rows "a" of achievements in the statement that reads them.
+DISPLAY = "o.full_name AS owner_name, t.name AS type_name, r.full_name AS reviewer_name"
+DISPLAY_JOINS = ("JOIN users o ON o.id = a.owner_id JOIN achievement_types t ON t.slug = a.type "
+                 "LEFT JOIN users r ON r.id = a.reviewer_id")
+
+
+def with_display(rows_sql: str, order: str = "") -> str:
+    """``rows_sql`` (selecting COLUMNS) with the display data joined on."""
+    return f"SELECT a.*, {DISPLAY} FROM ({rows_sql}) AS a {DISPLAY_JOINS} {order}".rstrip()
+
+
+BY_ID = with_display(f"SELECT {COLUMNS} FROM achievements WHERE id = $1")
 # sort parameter -> (column, its Python type); "-" in front means newest/last first.
 SORTS = {"date": ("date", dt.date), "title": ("title_key", str), "created_at": ("created_at", dt.datetime),
          # the review queue: oldest submission first (an edit resubmits, so updated_at)
@@ -39,11 +50,6 @@ SORT_CHOICES = ("date", "-date", "title", "-title", "created_at", "-created_at")
 
 # --- representation ---------------------------------------------------------------------------------
 
-def row_of(achievement: Achievement) -> dict[str, Any]:
-    """A model instance as the mapping the representation reads (as a fetched row is)."""
-    return {name: getattr(achievement, name) for name in FIELDS}
-
-
 def to_json(row: Mapping[str, Any]) -> dict[str, Any]:
     review = None
     if row["review_decision"]:
@@ -52,6 +58,7 @@ def to_json(row: Mapping[str, Any]) -> dict[str, Any]:
             "comment": row["review_comment"],
             "reviewer_id": str(row["reviewer_id"]) if row["reviewer_id"] else None,
             "reviewed_at": iso(row["reviewed_at"]),
+            "reviewer_name": row["reviewer_name"],
         }
     return {
         "id": str(row["id"]),
@@ -64,6 +71,10 @@ def to_json(row: Mapping[str, Any]) -> dict[str, Any]:
         "description": row["description"],
         "status": str(row["status"]),
         "review": review,
+        "owner_name": row["owner_name"],
+        "type_name": row["type_name"],
+        "level": None,  # the levels and results catalogues do not exist yet (API.md "S")
+        "result": None,
         "version": row["version"],
         "created_at": iso(row["created_at"]),
         "updated_at": iso(row["updated_at"]),
@@ -74,10 +85,10 @@ def to_json(row: Mapping[str, Any]) -> dict[str, Any]:
 # curator's get, as one is for everyone else's (tests.bench C2).
 BY_ID_FOR_CURATOR = f"""
 WITH RECURSIVE {SCOPE_CTE.format(curator="$2")}
-SELECT {COLUMNS}, EXISTS (
+SELECT a.*, {DISPLAY}, EXISTS (
     SELECT 1 FROM users u WHERE u.id = a.owner_id AND (u.org_unit_id IN (SELECT id FROM subtree)
         OR (u.org_unit_id IS NULL AND EXISTS (SELECT 1 FROM subtree WHERE is_root)))
-) AS in_reach FROM achievements a WHERE a.id = $1
+) AS in_reach FROM achievements a {DISPLAY_JOINS} WHERE a.id = $1
 """
 
 
@@ -219,6 +230,7 @@ def page_queries(filt: AchievementFilter, limit: int, position: tuple[Any, uuid.
     column, _, descending = filt.order
     op, direction = ("<", "DESC") if descending else (">", "ASC")
     order = f"ORDER BY {column} {direction}, id {direction} LIMIT {int(limit) + 1}"
+    outer_order = f"ORDER BY a.{column} {direction}, a.id {direction}"
     scoped = dataclasses.replace(filt, reach=None)
     where, params = scoped.where()
     page_where, page_params = where, list(params)
@@ -227,12 +239,14 @@ def page_queries(filt: AchievementFilter, limit: int, position: tuple[Any, uuid.
         page_params += list(position)
     owners = filt.owners_in_reach(page_params)
     if owners is None:
-        page_sql = f"SELECT {COLUMNS}, title_key FROM achievements WHERE {page_where} {order}"
+        page_sql = with_display(f"SELECT {COLUMNS}, title_key FROM achievements WHERE {page_where} {order}",
+                                outer_order)
         count_sql = f"SELECT count(*) AS n FROM achievements WHERE {where}"
         return (page_sql, page_params), (count_sql, params)
-    page_sql = (f"SELECT a.* FROM unnest(ARRAY({owners})) AS o(owner) CROSS JOIN LATERAL ("
-                f"SELECT {COLUMNS}, title_key FROM achievements WHERE owner_id = o.owner AND {page_where} {order}"
-                f") AS a {order}")
+    page_sql = with_display(
+        f"SELECT a.* FROM unnest(ARRAY({owners})) AS o(owner) CROSS JOIN LATERAL ("
+        f"SELECT {COLUMNS}, title_key FROM achievements WHERE owner_id = o.owner AND {page_where} {order}"
+        f") AS a {order}", outer_order)
     count_params = list(params)
     count_owners = filt.owners_in_reach(count_params)
     # A count per student (a correlated subquery: an index scan each), summed.

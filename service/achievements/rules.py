@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from models.enums import Role
 from service.context import CurrentUser
-from service.errors import ApiError, Forbidden, NotFound, PreconditionFailed, PreconditionRequired
+from service.errors import ApiError, Forbidden, NotFound, PreconditionFailed, PreconditionRequired, RuleError
 
 MIN_DATE = dt.date(1900, 1, 1)
 CONTENT_FIELDS = ("title", "type", "date", "proof_url", "description")
@@ -110,25 +110,25 @@ _HOST_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", re.IGNORECASE)
 def check_proof_url(value: str) -> str:
     """Absolute http(s) URL, no credentials, no local or private host, at most 2048 chars."""
     if len(value) > 2048:
-        raise ValueError("must be at most 2048 characters")
+        raise RuleError("too_long", "must be at most 2048 characters")
     if value != value.strip() or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise ValueError("must not contain spaces or control characters")
+        raise RuleError("invalid_url", "must not contain spaces or control characters")
     try:
         parts = urlsplit(value)
         port = parts.port
     except ValueError:
-        raise ValueError("must be a valid absolute URL") from None
+        raise RuleError("invalid_url", "must be a valid absolute URL") from None
     if parts.scheme.lower() not in ("http", "https"):
-        raise ValueError("must be an http or https URL")
+        raise RuleError("invalid_url", "must be an http or https URL")
     if not parts.netloc or not parts.hostname:
-        raise ValueError("must be an absolute URL with a host")
+        raise RuleError("invalid_url", "must be an absolute URL with a host")
     if "@" in parts.netloc or parts.username is not None or parts.password is not None:
-        raise ValueError("must not contain a user name or password")
+        raise RuleError("invalid_url", "must not contain a user name or password")
     if port == 0:
-        raise ValueError("must be a valid absolute URL")
+        raise RuleError("invalid_url", "must be a valid absolute URL")
     host = parts.hostname.rstrip(".").lower()
     if host == "localhost" or host.endswith(".localhost") or host.endswith(".local"):
-        raise ValueError("must point to a public host")
+        raise RuleError("invalid_url", "must point to a public host")
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
@@ -136,12 +136,12 @@ def check_proof_url(value: str) -> str:
         if host.replace(".", "").isdigit() or host.startswith("0x") or not all(
             _HOST_LABEL.match(label) or label.startswith("xn--") for label in labels
         ):
-            raise ValueError("must have a valid host name") from None
+            raise RuleError("invalid_url", "must have a valid host name") from None
         if len(labels) < 2:
-            raise ValueError("must point to a public host") from None
+            raise RuleError("invalid_url", "must point to a public host") from None
     else:
         if not address.is_global:
-            raise ValueError("must point to a public host")
+            raise RuleError("invalid_url", "must point to a public host")
     return value
 
 
@@ -149,7 +149,7 @@ def check_date(value: dt.date) -> dt.date:
     # "Today" anywhere on Earth: a date is in the future only past UTC+14.
     latest = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=14)).date()
     if value < MIN_DATE:
-        raise ValueError("must not be before 1900-01-01")
+        raise RuleError("too_early", "must not be before 1900-01-01")
     if value > latest:
-        raise ValueError("must not be in the future")
+        raise RuleError("in_future", "must not be in the future")
     return value

@@ -14,7 +14,7 @@ from tortoise.exceptions import IntegrityError
 from models import Achievement, Decision, Review, Role, Status, User
 from service import audit
 from service.achievements import queries
-from service.achievements.queries import COLUMNS, existing_id, row_of
+from service.achievements.queries import COLUMNS, DISPLAY, DISPLAY_JOINS, existing_id
 from service.achievements.rules import CONTENT_FIELDS, Preconditions, authorize, denied, etag_of, list_owner
 from service.context import CurrentUser, RequestContext
 from service.errors import Conflict, Forbidden, NotFound, QuotaExceeded, ValidationFailed
@@ -99,7 +99,7 @@ WITH created AS (
     INSERT INTO audit_events (id, request_id, actor_id, ip, action, target_type, target_id, outcome)
     SELECT $9, $10, $2, $11, 'achievement.created', 'achievement', id::text, 'success' FROM created
 )
-SELECT * FROM created
+SELECT a.*, {DISPLAY} FROM created a {DISPLAY_JOINS}
 """
 
 
@@ -124,9 +124,16 @@ async def _locked(tx, achievement_id: uuid.UUID) -> Achievement | None:
 
 
 async def update(ctx: RequestContext, user: CurrentUser, achievement_id: uuid.UUID, changes: dict[str, Any],
-                 preconditions: Preconditions) -> dict[str, Any]:
+                 preconditions: Preconditions) -> Mapping[str, Any]:
     """Apply ``changes`` (the writable fields to set) for the owner. A change of content puts a
-    reviewed achievement back to pending; its review history stays."""
+    reviewed achievement back to pending; its review history stays. Returns the row as read
+    after the commit (with its display data)."""
+    await _update(ctx, user, achievement_id, changes, preconditions)
+    return await queries.by_id(achievement_id)
+
+
+async def _update(ctx: RequestContext, user: CurrentUser, achievement_id: uuid.UUID, changes: dict[str, Any],
+                  preconditions: Preconditions) -> None:
     try:
         async with transaction() as tx:
             achievement = await _locked(tx, achievement_id)
@@ -134,7 +141,7 @@ async def update(ctx: RequestContext, user: CurrentUser, achievement_id: uuid.UU
             preconditions.check(etag_of(achievement.id, achievement.version))
             changed = [f for f in CONTENT_FIELDS if f in changes and changes[f] != getattr(achievement, f)]
             if not changed:
-                return row_of(achievement)
+                return
             if "type" in changed:
                 errors = await queries.type_errors({"type": changes["type"]}, current_type=achievement.type)
                 if errors:
@@ -161,7 +168,6 @@ async def update(ctx: RequestContext, user: CurrentUser, achievement_id: uuid.UU
                 details["status"] = [str(previous), "pending"]
             await audit.record(tx, ctx, "achievement.updated", target_type="achievement",
                                target_id=achievement.id, details=details)
-            return row_of(achievement)
     except IntegrityError as exc:
         if violated_constraint(exc) != DEDUP:
             raise
@@ -201,7 +207,7 @@ async def review(ctx: RequestContext, user: CurrentUser, achievement_id: uuid.UU
         await audit.record(tx, ctx, "achievement.reviewed", target_type="achievement", target_id=achievement.id,
                            details={"decision": str(decision), "status": [str(previous), str(decision)],
                                     "owner_id": str(achievement.owner_id)})
-    return row_of(achievement)
+    return await queries.by_id(achievement.id)
 
 
 async def create_batch(ctx: RequestContext, user: CurrentUser, items: list[dict[str, Any]],

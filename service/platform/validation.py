@@ -20,7 +20,7 @@ from pydantic import ValidationError as PydanticValidationError
 from sanic.request import Request
 from sanic_ext import openapi
 
-from service.errors import BadRequest, UnsupportedMediaType, ValidationFailed
+from service.errors import BadRequest, RuleError, UnsupportedMediaType, ValidationFailed
 from service.platform.jsonutil import uuid_or_none
 from service.text import (
     BIDI,
@@ -57,19 +57,19 @@ class Body(BaseModel):
 
 def _single_line(value: str) -> str:
     if HAS_CONTROL.search(value):
-        raise ValueError("must not contain control characters")
+        raise RuleError("invalid_characters", "must not contain control characters")
     if HAS_BIDI.search(value):
-        raise ValueError("must not contain bidirectional control characters")
+        raise RuleError("invalid_characters", "must not contain bidirectional control characters")
     return value
 
 
 def _multi_line(value: str) -> str:
     if HAS_CONTROL_MULTI_LINE.search(value):
-        raise ValueError("must not contain control characters")
+        raise RuleError("invalid_characters", "must not contain control characters")
     if HAS_BIDI.search(value):
-        raise ValueError("must not contain bidirectional control characters")
+        raise RuleError("invalid_characters", "must not contain bidirectional control characters")
     if value and is_blank(value):
-        raise ValueError("must contain visible characters")
+        raise RuleError("blank", "must contain visible characters")
     return value
 
 
@@ -78,22 +78,24 @@ def _trimmed(min_len: int, max_len: int) -> Callable[[str], str]:
         # Control characters are refused before trimming, so "\tTitle" is an error, not "Title".
         value = _single_line(value).strip()
         if len(value) < min_len:
-            raise ValueError("must not be empty" if min_len == 1 else f"must be at least {min_len} characters")
+            if min_len == 1:
+                raise RuleError("required", "must not be empty")
+            raise RuleError("too_short", f"must be at least {min_len} characters")
         if min_len and is_blank(value):
-            raise ValueError("must contain visible characters")
+            raise RuleError("blank", "must contain visible characters")
         if len(value) > max_len:
-            raise ValueError(f"must be at most {max_len} characters")
+            raise RuleError("too_long", f"must be at most {max_len} characters")
         return value
     return check
 
 
 def _date(value: str) -> dt.date:
     if not _DATE.fullmatch(value):
-        raise ValueError("must be a date in the form YYYY-MM-DD")
+        raise RuleError("invalid_format", "must be a date in the form YYYY-MM-DD")
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise ValueError("is not a valid calendar date") from None
+        raise RuleError("invalid_format", "is not a valid calendar date") from None
 
 
 def trimmed(min_len: int, max_len: int):
@@ -111,7 +113,7 @@ SingleLine = Annotated[StrictStr, AfterValidator(_single_line),
 
 def _no_control(value: str) -> str:
     if HAS_CONTROL.search(value):
-        raise ValueError("must not contain control characters")
+        raise RuleError("invalid_characters", "must not contain control characters")
     return value
 
 
@@ -132,7 +134,7 @@ def not_null(schema: dict[str, Any]) -> None:
 
 def _date_input(value: Any) -> dt.date:
     if not isinstance(value, str):
-        raise ValueError("must be a date in the form YYYY-MM-DD")
+        raise RuleError("invalid_format", "must be a date in the form YYYY-MM-DD")
     return _date(value)
 
 
@@ -147,6 +149,23 @@ def _path(loc: Iterable[Any]) -> str:
         else:
             out += ("." if out else "") + str(part)
     return out or "body"
+
+
+# pydantic's error types -> the contract's codes
+_CODES = {
+    "extra_forbidden": "unknown_field", "missing": "required", "string_too_long": "too_long",
+    "string_too_short": "too_short", "too_long": "too_many", "too_short": "too_few",
+    "literal_error": "invalid_choice", "enum": "invalid_choice", "string_pattern_mismatch": "invalid_format",
+}
+
+
+def _code(error: dict[str, Any]) -> str:
+    kind = error.get("type", "")
+    if kind == "value_error":
+        return getattr(error.get("ctx", {}).get("error"), "code", "invalid")
+    if kind.endswith("_type"):
+        return "invalid_type"
+    return _CODES.get(kind, "invalid")
 
 
 def _message(error: dict[str, Any]) -> str:
@@ -166,7 +185,8 @@ def validation_errors(exc: PydanticValidationError, prefix: str = "") -> list[di
     errors = []
     for error in exc.errors(include_input=False, include_url=False):
         path = _path(error["loc"])
-        errors.append({"field": f"{prefix}{path}" if prefix else path, "message": _message(error)})
+        errors.append({"field": f"{prefix}{path}" if prefix else path, "message": _message(error),
+                       "code": _code(error)})
     return errors
 
 
@@ -194,7 +214,7 @@ def validate(model: type[Body], data: Any) -> Body:
 def validate_all(model: type[Body], data: Any) -> tuple[Body | None, list[dict[str, str]]]:
     """The validated body, or None and every error pydantic found."""
     if not isinstance(data, dict):
-        return None, [{"field": "body", "message": "must be a JSON object"}]
+        return None, [{"field": "body", "message": "must be a JSON object", "code": "invalid_type"}]
     try:
         return model.model_validate(data), []
     except PydanticValidationError as exc:
@@ -211,7 +231,7 @@ def patch_changes(body: Body, nullable: frozenset[str] = frozenset()) -> dict[st
 
 def null_errors(body: Body, nullable: frozenset[str] = frozenset()) -> list[dict[str, str]]:
     nulls = sorted(name for name in body.model_fields_set if getattr(body, name) is None and name not in nullable)
-    return [{"field": name, "message": "must not be null"} for name in nulls]
+    return [{"field": name, "message": "must not be null", "code": "required"} for name in nulls]
 
 
 # A body rule pydantic cannot state (a null in a PATCH, a rejection without a comment).
