@@ -61,8 +61,20 @@ def cmd_serve(args: argparse.Namespace) -> None:
     app = loader.load()
     app.prepare(host=args.host, port=args.port, workers=args.workers, single_process=args.workers == 1,
                 motd=False, access_log=False, dev=False)
+    print(f"database: {_redacted(settings.database_url)}", file=sys.stderr)
     print(f"serving on http://{args.host}:{args.port} (docs at /docs)", file=sys.stderr)
     Sanic.serve(primary=app, app_loader=loader)
+
+
+def _redacted(url: str) -> str:
+    """The database URL with its password hidden: fit for a terminal or a log."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:

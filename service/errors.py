@@ -14,6 +14,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from tortoise.exceptions import DBConnectionError
 
+from service.platform.i18n import language_of, localise_problem
 from service.platform.jsonutil import dumps
 from service.platform.requestctx import request_id_of
 
@@ -78,6 +79,7 @@ class Unauthorized(ApiError):
         challenge = "Bearer"
         if error:
             challenge += f' error="{error}"'
+            kw.setdefault("code", error)
         super().__init__(detail, headers={"WWW-Authenticate": challenge}, **kw)
 
 
@@ -207,9 +209,13 @@ _SANIC_CODE = {
 def problem_response(request: Request | None, error: ApiError) -> HTTPResponse:
     body = error.problem()
     body["request_id"] = request_id_of(request) if request is not None else None
-    return HTTPResponse(
-        dumps(body), status=error.status, headers=error.headers, content_type=PROBLEM_JSON
-    )
+    language = "en"
+    if request is not None:
+        language = language_of(request.headers.getone("accept-language", None))
+        if language != "en":
+            body = localise_problem(body, language)
+    headers = {**error.headers, "Content-Language": language, "Vary": "Accept-Language"}
+    return HTTPResponse(dumps(body), status=error.status, headers=headers, content_type=PROBLEM_JSON)
 
 
 ROUTABLE_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")

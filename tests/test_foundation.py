@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -144,3 +145,45 @@ def test_rate_limit_can_be_switched_off(value):
 def test_cors_wildcard_refused():
     with pytest.raises(ConfigError):
         Settings.from_env({"DATABASE_URL": "postgres://h/db", "JWT_SECRET": "s" * 32, "CORS_ORIGINS": "*"})
+
+
+def test_heroku_files_are_in_step_with_setup_cfg():
+    """Heroku's buildpack installs requirements.txt and pins Python with .python-version."""
+    import configparser
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    config = configparser.ConfigParser()
+    config.read(root / "setup.cfg")
+    declared = {line.strip() for line in config["options"]["install_requires"].splitlines() if line.strip()}
+    listed = {line.strip() for line in (root / "requirements.txt").read_text().splitlines()
+              if line.strip() and not line.startswith("#")}
+    assert listed == declared
+    python = (root / ".python-version").read_text().strip()
+    assert config["options"]["python_requires"] == f">={python}"
+    app = json.loads((root / "app.json").read_text())
+    assert app["env"]["JWT_SECRET"]["generator"] == "secret"
+    assert {addon["plan"].split(":")[0] for addon in app["addons"]} == {"heroku-postgresql", "heroku-redis"}
+
+
+def test_problems_speak_russian_when_asked_and_keep_their_codes(api, users):
+    from service.platform.i18n import language_of
+
+    session = users.signed_in()
+    missing = api.get(f"/api/v1/achievements/{uuid.uuid4()}", token=session["token"],
+                      headers={"Accept-Language": "ru-RU,ru;q=0.9,en;q=0.8"})
+    assert missing.status == 404 and missing.json["code"] == "not_found"
+    assert missing.json["title"] == "Не найдено" and missing.json["detail"] == "Такого достижения нет."
+    assert missing.headers["content-language"] == "ru"
+    invalid = api.post("/api/v1/achievements", token=session["token"], headers={"Accept-Language": "ru"},
+                       json={"title": "x" * 201, "type": "olympiad", "date": "2999-01-01", "extra": 1})
+    messages = {e["field"]: (e["code"], e["message"]) for e in invalid.json["errors"]}
+    assert messages == {"title": ("too_long", "не длиннее 200 символов"),
+                        "date": ("in_future", "не может быть в будущем"),
+                        "extra": ("unknown_field", "такого поля нет")}
+    assert invalid.json["title"] == "Ошибка проверки данных" and invalid.json["code"] == "validation_failed"
+    english = api.get(f"/api/v1/achievements/{uuid.uuid4()}", token=session["token"],
+                      headers={"Accept-Language": "ru;q=0.1, en"})
+    assert english.json["detail"] == "No such achievement." and english.headers["content-language"] == "en"
+    assert language_of("de, fr;q=0.9") == "en" and language_of("RU") == "ru" and language_of("x" * 999) == "en"
+    assert language_of(None) == "en" and language_of("en;q=0.5, ru;q=0.6") == "ru"
