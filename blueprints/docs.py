@@ -60,7 +60,7 @@ USER_SCHEMA = {
         "id": {"type": "string", "format": "uuid"},
         "email": {"type": "string"},
         "full_name": {"type": "string"},
-        "role": {"type": "string", "enum": list(values(Role))},
+        "role": {"title": "Role", "type": "string", "enum": list(values(Role))},
         "is_active": {"type": "boolean"},
         "created_at": {"type": "string", "format": "date-time"},
         "org_unit_id": {"type": ["string", "null"], "format": "uuid",

@@ -6,6 +6,18 @@ from blueprints.docs import USER_SCHEMA
 from models.enums import Category, Decision, OrgUnitKind, Outcome, Status, values
 
 _UUID = {"type": "string", "format": "uuid"}
+
+
+def _enum(title: str, enum) -> dict:
+    """A named enum component (one ``Category`` type in generated clients, not one per use)."""
+    return {"title": title, "type": "string", "enum": list(values(enum))}
+
+
+CATEGORY = _enum("Category", Category)
+STATUS = _enum("Status", Status)
+DECISION = _enum("Decision", Decision)
+OUTCOME = _enum("Outcome", Outcome)
+ORG_UNIT_KIND = _enum("OrgUnitKind", OrgUnitKind)
 _NULLABLE_STR = {"type": ["string", "null"]}
 
 REVIEW_SCHEMA = {
@@ -14,7 +26,7 @@ REVIEW_SCHEMA = {
     "additionalProperties": False,
     "required": ["decision", "comment", "reviewer_id", "reviewed_at", "reviewer_name"],
     "properties": {
-        "decision": {"type": "string", "enum": list(values(Decision))},
+        "decision": DECISION,
         "comment": _NULLABLE_STR,
         "reviewer_id": {"type": ["string", "null"], "format": "uuid"},
         "reviewed_at": {"type": ["string", "null"], "format": "date-time"},
@@ -34,11 +46,11 @@ ACHIEVEMENT_SCHEMA = {
         "owner_id": _UUID,
         "title": {"type": "string"},
         "type": {"type": "string"},
-        "category": {"type": "string", "enum": list(values(Category))},
+        "category": CATEGORY,
         "date": {"type": "string", "format": "date"},
         "proof_url": _NULLABLE_STR,
         "description": _NULLABLE_STR,
-        "status": {"type": "string", "enum": list(values(Status))},
+        "status": STATUS,
         "review": {"anyOf": [REVIEW_SCHEMA, {"type": "null"}]},
         "owner_name": {"type": "string", "description": "the owner's full name (display data)"},
         "type_name": {"type": "string", "description": "the type's name (display data)"},
@@ -95,7 +107,7 @@ TYPE_SCHEMA = {
     "properties": {
         "slug": {"type": "string"},
         "name": {"type": "string"},
-        "category": {"type": "string", "enum": list(values(Category))},
+        "category": CATEGORY,
         "is_active": {"type": "boolean"},
     },
 }
@@ -131,7 +143,7 @@ AUDIT_EVENT_SCHEMA = {
         "action": {"type": "string"},
         "target_type": _NULLABLE_STR,
         "target_id": _NULLABLE_STR,
-        "outcome": {"type": "string", "enum": list(values(Outcome))},
+        "outcome": OUTCOME,
         "details": {"type": "object"},
     },
 }
@@ -155,7 +167,7 @@ REVIEW_HISTORY_SCHEMA = {
         "additionalProperties": False,
         "required": ["decision", "comment", "reviewer_id", "reviewer_name", "reviewed_at", "version"],
         "properties": {
-            "decision": {"type": "string", "enum": list(values(Decision))},
+            "decision": DECISION,
             "comment": _NULLABLE_STR,
             "reviewer_id": _UUID,
             "reviewer_name": _NULLABLE_STR,
@@ -173,7 +185,7 @@ ORG_UNIT_SCHEMA = {
     "properties": {
         "id": _UUID,
         "name": {"type": "string"},
-        "kind": {"type": "string", "enum": list(values(OrgUnitKind))},
+        "kind": ORG_UNIT_KIND,
         "parent_id": {"type": ["string", "null"], "format": "uuid"},
     },
 }
@@ -247,13 +259,13 @@ PORTFOLIO_SCHEMA = {
         "owner_name": {"type": "string"},
         "org_unit": {"type": ["object", "null"], "additionalProperties": False, "required": ["name", "kind"],
                      "properties": {"name": {"type": "string"},
-                                    "kind": {"type": "string", "enum": list(values(OrgUnitKind))}}},
+                                    "kind": ORG_UNIT_KIND}},
         "items": {"type": "array", "items": {
             "type": "object", "additionalProperties": False,
             "required": ["title", "type_name", "category", "date", "level", "result", "proof_url"],
             "properties": {
                 "title": {"type": "string"}, "type_name": {"type": "string"},
-                "category": {"type": "string", "enum": list(values(Category))},
+                "category": CATEGORY,
                 "date": {"type": "string", "format": "date"}, "level": _NULLABLE_STR, "result": _NULLABLE_STR,
                 "proof_url": _NULLABLE_STR,
             },

@@ -364,7 +364,7 @@ def hoist(schema: Any, schemas: dict[str, Any]) -> Any:
         return schema
     inner = {key: hoist(value, schemas) for key, value in schema.items()}
     title = inner.get("title")
-    if isinstance(title, str) and "properties" in inner:
+    if isinstance(title, str) and ("properties" in inner or "enum" in inner):
         _add_schema(schemas, title, {k: v for k, v in inner.items() if k != "title"})
         return {"$ref": SCHEMA_REF.format(model=title)}
     return inner
