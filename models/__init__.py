@@ -3,6 +3,7 @@ them), with the vocabularies in ``models.enums``."""
 
 from models.achievement import Achievement, AchievementCount, AchievementType
 from models.audit import AuditEvent
+from models.credentials import CredentialStatus
 from models.enums import Category, Decision, OrgUnitKind, Outcome, Role, Status
 from models.portfolio import ShareLink, ShareLinkAccess
 from models.university import CuratorScope, OrgUnit, Review
@@ -14,6 +15,7 @@ __all__ = [
     "AchievementType",
     "AuditEvent",
     "Category",
+    "CredentialStatus",
     "CuratorScope",
     "Decision",
     "OrgUnit",

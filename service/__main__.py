@@ -50,6 +50,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     # The workers are fresh processes that build their settings from the environment:
     # hand them the development secret the same way.
     os.environ["JWT_SECRET"] = settings.jwt_secret
+    os.environ["CREDENTIAL_SIGNING_KEY"] = settings.credential_signing_key
     _migrate(settings)
 
     from sanic import Sanic
@@ -86,6 +87,7 @@ def _settings_for_tools() -> Settings:
     """Commands that never sign tokens do not need JWT_SECRET."""
     env = dict(os.environ)
     env.setdefault("JWT_SECRET", "x" * 32 + "-not-used-by-this-command")
+    env.setdefault("CREDENTIAL_SIGNING_KEY", "0" * 64)  # these commands sign nothing
     try:
         return Settings.from_env(env)
     except ConfigError as exc:

@@ -6,6 +6,7 @@ import gc
 
 from sanic import Sanic
 
+from service.credentials import Keys, SigningKey
 from service.errors import setup_errors
 from service.platform.database import close_database, open_database
 from service.platform.docs import setup_docs
@@ -28,6 +29,9 @@ def create_app(settings: Settings | None = None) -> Sanic:
     app = Sanic(APP_NAME, request_class=JournalRequest, configure_logging=False)
     app.ctx.settings = settings
     app.ctx.cursors = Cursors(settings.jwt_secret)
+    previous = settings.credential_signing_key_previous
+    app.ctx.credential_keys = Keys(SigningKey.load(settings.credential_signing_key),
+                                   SigningKey.load(previous) if previous else None)
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.DEBUG = False
     app.config.ACCESS_LOG = False
@@ -79,9 +83,10 @@ def setup_database(app: Sanic, settings: Settings) -> None:
 
 
 def setup_routes(app: Sanic) -> None:
-    from blueprints import api, system
+    from blueprints import api, system, well_known
     from service.authn import authenticate
 
     app.register_middleware(authenticate, "request", priority=50)
     app.blueprint(system)
+    app.blueprint(well_known)
     app.blueprint(api)

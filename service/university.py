@@ -53,6 +53,14 @@ async def curator_covers(curator_id: uuid.UUID, user_id: uuid.UUID) -> bool:
     return (await fetch(COVERS, curator_id, user_id))[0]["covered"]
 
 
+async def in_reach(user: CurrentUser, owner_id: uuid.UUID | None) -> bool:
+    """Whether a curator's scope covers the owner (one query, for curators only: students see
+    their own, admins everyone)."""
+    if owner_id is None or owner_id == user.id or user.role != Role.CURATOR:
+        return True
+    return await curator_covers(user.id, owner_id)
+
+
 @dataclass(frozen=True)
 class Reach:
     """Whose achievements a member of staff reaches: everyone, the members of ``units``

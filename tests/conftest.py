@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # One database per run, so two runs on one server do not drop each other's data.
 TEST_DB = f"journal_test_{os.getpid()}"
 SECRET = "test-secret-" + "k" * 40
+CREDENTIAL_KEY = "5a" * 32  # an Ed25519 seed, for the tests only
 PASSWORD = "correct horse battery staple"
 
 Sanic.test_mode = True
@@ -74,6 +75,7 @@ def make_settings(database_url: str, **overrides) -> Settings:
     env = {
         "DATABASE_URL": database_url,
         "JWT_SECRET": SECRET,
+        "CREDENTIAL_SIGNING_KEY": CREDENTIAL_KEY,
         "BCRYPT_ROUNDS": "4",
         "RATE_LIMIT_LOGIN_IP": "1000/minute",
         "RATE_LIMIT_LOGIN_ACCOUNT": "5/15minutes",

@@ -37,6 +37,7 @@ HOST = "127.0.0.1"
 # high enough that only the tests about limits ever meet them.
 BASE_ENV = {
     "JWT_SECRET": "realserver-secret-" + "r" * 40,
+    "CREDENTIAL_SIGNING_KEY": "7e" * 32,
     "BCRYPT_ROUNDS": "4",
     "COOKIE_SECURE": "false",
     "CORS_ORIGINS": "https://app.example.com",

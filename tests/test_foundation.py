@@ -110,6 +110,9 @@ def test_unhandled_exception_is_generic_500(build_api):
     assert response.json["request_id"] == response.headers["x-request-id"]
 
 
+VALID = {"JWT_SECRET": "s" * 32, "CREDENTIAL_SIGNING_KEY": "00" * 32}
+
+
 @pytest.mark.parametrize("secret", [None, "", "short-secret"])
 def test_refuses_missing_or_short_jwt_secret(secret):
     env = {"DATABASE_URL": "postgres://u:p@localhost/db"}
@@ -125,7 +128,7 @@ def test_refuses_missing_database_url():
 
 
 def test_settings_defaults_follow_contract():
-    settings = Settings.from_env({"DATABASE_URL": "postgres://u:p@h:5433/db", "JWT_SECRET": "s" * 32})
+    settings = Settings.from_env({"DATABASE_URL": "postgres://u:p@h:5433/db", **VALID})
     assert settings.access_token_ttl == 900 and settings.refresh_token_ttl == 1_209_600
     assert settings.bcrypt_rounds == 12 and settings.cookie_secure is True
     assert settings.proxies_count == 0 and settings.cors_origins == ()
@@ -137,14 +140,14 @@ def test_settings_defaults_follow_contract():
 
 @pytest.mark.parametrize("value", ["0", "unlimited"])
 def test_rate_limit_can_be_switched_off(value):
-    settings = Settings.from_env({"DATABASE_URL": "postgres://h/db", "JWT_SECRET": "s" * 32,
+    settings = Settings.from_env({"DATABASE_URL": "postgres://h/db", **VALID,
                                   "RATE_LIMIT_API_USER": value})
     assert settings.rate_limit_api_user is None
 
 
 def test_cors_wildcard_refused():
     with pytest.raises(ConfigError):
-        Settings.from_env({"DATABASE_URL": "postgres://h/db", "JWT_SECRET": "s" * 32, "CORS_ORIGINS": "*"})
+        Settings.from_env({"DATABASE_URL": "postgres://h/db", **VALID, "CORS_ORIGINS": "*"})
 
 
 def test_heroku_files_are_in_step_with_setup_cfg():

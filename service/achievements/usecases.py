@@ -12,7 +12,7 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 
 from models import Achievement, Decision, Review, Role, Status, User
-from service import audit
+from service import audit, credentials
 from service.achievements import queries
 from service.achievements.queries import COLUMNS, DISPLAY, DISPLAY_JOINS, existing_id
 from service.achievements.rules import CONTENT_FIELDS, Preconditions, authorize, denied, etag_of, list_owner
@@ -20,7 +20,7 @@ from service.context import CurrentUser, RequestContext
 from service.errors import Conflict, Forbidden, NotFound, QuotaExceeded, ValidationFailed
 from service.platform.database import connection, fetch, transaction, violated_constraint
 from service.platform.jsonutil import iso
-from service.university import Reach, curator_covers, reach_of, unit_reach
+from service.university import Reach, in_reach, reach_of, unit_reach
 
 DEDUP = "achievements_dedup_key"  # the unique index of the duplicate rule
 
@@ -28,14 +28,6 @@ DEDUP = "achievements_dedup_key"  # the unique index of the duplicate rule
 def _duplicate(existing: uuid.UUID | None) -> Conflict:
     return Conflict("You already recorded this achievement.", code="duplicate_achievement",
                     existing_id=str(existing) if existing else None)
-
-
-async def in_reach(user: CurrentUser, owner_id: uuid.UUID | None) -> bool:
-    """Whether a curator's scope covers the owner (one query, for curators only: students see
-    their own, admins everyone)."""
-    if owner_id is None or owner_id == user.id or user.role != Role.CURATOR:
-        return True
-    return await curator_covers(user.id, owner_id)
 
 
 async def _authorized(user: CurrentUser, owner_id: uuid.UUID | None, action: str) -> None:
@@ -166,6 +158,8 @@ async def _update(ctx: RequestContext, user: CurrentUser, achievement_id: uuid.U
             details: dict[str, Any] = {"fields": changed}
             if previous != Status.PENDING:
                 details["status"] = [str(previous), "pending"]
+            if previous == Status.APPROVED:  # what the credentials vouched for is no longer it
+                details["credentials_revoked"] = await credentials.revoke(achievement.id, using_db=tx)
             await audit.record(tx, ctx, "achievement.updated", target_type="achievement",
                                target_id=achievement.id, details=details)
     except IntegrityError as exc:
@@ -181,6 +175,7 @@ async def delete(ctx: RequestContext, user: CurrentUser, achievement_id: uuid.UU
         await _authorized(user, achievement.owner_id if achievement else None, "delete")
         preconditions.check(etag_of(achievement.id, achievement.version))
         await achievement.delete(using_db=tx)
+        await credentials.revoke(achievement.id, using_db=tx)
         await audit.record(tx, ctx, "achievement.deleted", target_type="achievement", target_id=achievement.id,
                            details={"owner_id": str(achievement.owner_id), "title": achievement.title[:200]})
 
@@ -196,6 +191,8 @@ async def review(ctx: RequestContext, user: CurrentUser, achievement_id: uuid.UU
         await Review.create(using_db=tx, id=uuid.uuid4(), achievement_id=achievement.id, decision=decision,
                             comment=comment, reviewer_id=user.id, version=achievement.version)
         previous = achievement.status
+        if previous == Status.APPROVED and decision == Decision.REJECTED:
+            await credentials.revoke(achievement.id, using_db=tx)
         achievement.status = Status(decision)
         achievement.review_decision = decision
         achievement.review_comment = comment

@@ -150,6 +150,8 @@ TAGS = {
     "achievement-types": "The catalogue of achievement types",
     "admin": "Users, their groups and curator scopes, and the audit log (admin only)",
     "university": "Faculties and groups, and the curators' review queue",
+    "credentials": "Approved achievements as verifiable credentials (Open Badges 3.0), the CLR bundle, "
+                   "the revocation list and the issuer's keys",
     "portfolio": "Share links to a student's approved achievements, and the public page they open",
     "system": "Liveness and readiness probes",
 }

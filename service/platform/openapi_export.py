@@ -25,6 +25,7 @@ DEFAULT_OUTPUT = ROOT / "openapi" / "openapi.json"
 PLACEHOLDER_ENV = {
     "DATABASE_URL": "postgresql://journal@localhost:5432/journal",
     "JWT_SECRET": "openapi-export-placeholder-secret-not-used-for-signing",
+    "CREDENTIAL_SIGNING_KEY": "00" * 32,  # a placeholder: the export signs nothing
     "LOG_LEVEL": "WARNING",
 }
 

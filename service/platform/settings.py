@@ -123,6 +123,8 @@ class Settings:
     rate_limit_trusted_networks: tuple[IPNetwork, ...] = ()
     rate_limit_trusted_multiplier: int = 20
     max_achievements_per_user: int = 10_000
+    credential_signing_key: str = ""
+    credential_signing_key_previous: str | None = None
     request_body_timeout: float = 30.0
     db_pool_max: int = 10
     db_statement_cache: bool = True
@@ -161,6 +163,13 @@ class Settings:
             if origin == "*" or not re.match(r"^https?://[^/\s*]+$", origin):
                 raise ConfigError(f"CORS_ORIGINS holds an invalid origin: {origin!r}")
 
+        credential_key = env.get("CREDENTIAL_SIGNING_KEY", "").strip()
+        if not credential_key and development:
+            credential_key = development_credential_key()
+        if not credential_key:
+            raise ConfigError("CREDENTIAL_SIGNING_KEY is required: a private key (PEM, JWK or a 64-hex-digit "
+                              "Ed25519 seed) that signs verifiable credentials")
+
         log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ConfigError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
@@ -198,11 +207,26 @@ class Settings:
             max_achievements_per_user=_int(
                 env.get("MAX_ACHIEVEMENTS_PER_USER"), 10_000, "MAX_ACHIEVEMENTS_PER_USER", 1
             ),
+            credential_signing_key=credential_key,
+            credential_signing_key_previous=env.get("CREDENTIAL_SIGNING_KEY_PREVIOUS", "").strip() or None,
             request_body_timeout=float(_int(env.get("REQUEST_BODY_TIMEOUT"), 30, "REQUEST_BODY_TIMEOUT", 1)),
             db_pool_max=_int(env.get("DB_POOL_MAX"), 10, "DB_POOL_MAX", 1),
             db_statement_cache=_bool(env.get("DB_STATEMENT_CACHE"), True, "DB_STATEMENT_CACHE"),
             log_level=log_level,
         )
+
+
+def development_credential_key() -> str:
+    """An Ed25519 key generated once for development and kept under ./.data/."""
+    path = DATA_DIR / "credential_key"
+    if path.exists():
+        return path.read_text().strip()
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    seed = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(seed)
+    return seed
 
 
 def development_secret() -> str:

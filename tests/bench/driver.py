@@ -146,6 +146,7 @@ class Server:
             **{k: v for k, v in os.environ.items() if k not in ("PORT", "WEB_CONCURRENCY", "REDIS_URL")},
             "DATABASE_URL": database_url,
             "JWT_SECRET": SECRET,
+            "CREDENTIAL_SIGNING_KEY": "3c" * 32,
             "BCRYPT_ROUNDS": "12",
             "ACCESS_TOKEN_TTL": "3600",
             "RATE_LIMIT_LOGIN_IP": "0",
