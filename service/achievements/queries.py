@@ -29,15 +29,17 @@ COLUMNS = (
     "review_comment, reviewer_id, reviewed_at, version, created_at, updated_at"
 )
 # The display data a list renders without look-ups (owner's and reviewer's names, the type's
-# name), joined onto rows "a" of achievements in the statement that reads them.
-DISPLAY = "o.full_name AS owner_name, t.name AS type_name, r.full_name AS reviewer_name"
-DISPLAY_JOINS = ("JOIN users o ON o.id = a.owner_id JOIN achievement_types t ON t.slug = a.type "
-                 "LEFT JOIN users r ON r.id = a.reviewer_id")
+# name), read for rows "a" of achievements in the statement that reads them. Scalar subqueries:
+# a primary-key probe per row of the page, where joins made the planner hash whole tables.
+DISPLAY = ("(SELECT full_name FROM users WHERE id = a.owner_id) AS owner_name, "
+           "(SELECT name FROM achievement_types WHERE slug = a.type) AS type_name, "
+           "(SELECT full_name FROM users WHERE id = a.reviewer_id) AS reviewer_name")
+DISPLAY_JOINS = ""
 
 
 def with_display(rows_sql: str, order: str = "") -> str:
-    """``rows_sql`` (selecting COLUMNS) with the display data joined on."""
-    return f"SELECT a.*, {DISPLAY} FROM ({rows_sql}) AS a {DISPLAY_JOINS} {order}".rstrip()
+    """``rows_sql`` (selecting COLUMNS) with the display data added."""
+    return f"SELECT a.*, {DISPLAY} FROM ({rows_sql}) AS a {order}".rstrip()
 
 
 BY_ID = with_display(f"SELECT {COLUMNS} FROM achievements WHERE id = $1")
