@@ -6,6 +6,7 @@ from models.audit import AuditEvent
 from models.credentials import CredentialStatus
 from models.enums import Category, Decision, OrgUnitKind, Outcome, Role, Status
 from models.portfolio import ShareLink, ShareLinkAccess
+from models.scoring import Level, Result, RuleSet
 from models.university import CuratorScope, OrgUnit, Review
 from models.user import RefreshToken, Session, User
 
@@ -17,12 +18,15 @@ __all__ = [
     "Category",
     "CredentialStatus",
     "CuratorScope",
+    "Level",
     "Decision",
     "OrgUnit",
     "OrgUnitKind",
     "Outcome",
     "RefreshToken",
+    "Result",
     "Review",
+    "RuleSet",
     "Role",
     "Session",
     "ShareLink",

@@ -31,6 +31,9 @@ class Achievement(Model):
     # to Tortoise's autodetector on every run.
     type = fields.CharField(max_length=64)
     category = fields.CharEnumField(Category, max_length=16, description=None)
+    # Slugs of a Level and a Result (optional); foreign keys created by the migration, as for type.
+    level = fields.CharField(max_length=64, null=True)
+    result = fields.CharField(max_length=64, null=True)
     date = fields.DateField()
     proof_url = fields.CharField(max_length=2048, null=True)
     description = fields.TextField(null=True)

@@ -45,6 +45,11 @@ class OrgUnitKind(StrEnum):
 PARENT_KIND = {OrgUnitKind.FACULTY: OrgUnitKind.UNIVERSITY, OrgUnitKind.GROUP: OrgUnitKind.FACULTY}
 
 
+class RuleSetStatus(StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+
+
 class Outcome(StrEnum):
     SUCCESS = "success"
     FAILURE = "failure"

@@ -92,7 +92,7 @@ def test_a_version_1_database_upgrades_in_place_to_the_fresh_schema(scratch_data
 
     asyncio.run(v1_data())
     later = ["models.0002_audit_no_truncate", "models.0003_achievement_counts", "models.0004_university",
-             "models.0005_portfolio", "models.0006_credentials"]
+             "models.0005_portfolio", "models.0006_credentials", "models.0007_scoring"]
     assert migrate(old) == later
     assert migrate(fresh) == ["models.0001_initial", *later]
     upgraded, built = asyncio.run(snapshot(old)), asyncio.run(snapshot(fresh))

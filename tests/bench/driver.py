@@ -121,7 +121,8 @@ def migrate(url: str) -> None:
     from service.platform.database import run_migrations
     from service.platform.settings import Settings
 
-    asyncio.run(run_migrations(Settings.from_env({"DATABASE_URL": url, "JWT_SECRET": SECRET})))
+    asyncio.run(run_migrations(Settings.from_env({"DATABASE_URL": url, "JWT_SECRET": SECRET,
+                                                  "CREDENTIAL_SIGNING_KEY": "3c" * 32})))
 
 
 async def sql(url: str, *statements: str) -> None:
