@@ -48,7 +48,7 @@ BATCH_LIMIT = 8 * 1024 * 1024
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json", "xlsx": XLSX}
 MERGE_PATCH = ("application/json", "application/merge-patch+json")
-NULLABLE = frozenset({"proof_url", "description"})
+NULLABLE = frozenset({"proof_url", "description", "level", "result"})
 # Must also name an active type of the catalogue (422 otherwise).
 Slug = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=SLUG_PATTERN)]
 AchievementDate = Annotated[DateStr, AfterValidator(rules.check_date)]
@@ -61,6 +61,9 @@ Description = Annotated[Text, Field(max_length=4000)]
 class AchievementCreate(Body):
     title: trimmed(1, 200)
     type: Slug
+    # Optional: an active level and result of the catalogues (422 otherwise).
+    level: Slug | None = None
+    result: Slug | None = None
     date: AchievementDate
     proof_url: ProofUrl | None = None
     description: Description | None = None
@@ -69,6 +72,8 @@ class AchievementCreate(Body):
 class AchievementPatch(Body):
     title: trimmed(1, 200) | None = Field(None, json_schema_extra=not_null)
     type: Slug | None = Field(None, json_schema_extra=not_null)
+    level: Slug | None = None
+    result: Slug | None = None
     date: AchievementDate | None = Field(None, json_schema_extra=not_null)
     proof_url: ProofUrl | None = None
     description: Description | None = None
@@ -351,7 +356,7 @@ async def get_achievement(request: Request, achievement_id: str):
 @problems(*PROTECTED, 403, 404, 409, 412, 413, 415, 422)
 @json_body(AchievementCreate, checks=_type_checks)
 async def replace_achievement(request: Request, achievement_id: str, body: AchievementCreate):
-    changes = {"proof_url": None, "description": None, **body.model_dump()}
+    changes = {"proof_url": None, "description": None, "level": None, "result": None, **body.model_dump()}
     row = await usecases.update(context_of(request), current_user(request), parse_uuid_or_404(achievement_id),
                                     changes, _preconditions(request))
     return _item_response(request, row, status=200)

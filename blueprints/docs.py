@@ -30,9 +30,9 @@ def text(max_length: int) -> String:
     return String(maxLength=max_length, pattern=NO_CONTROL_PATTERN)
 
 
-def query(name: str, schema, description: str):
+def query(name: str, schema, description: str, *, required: bool = False):
     """Document a query parameter with its schema."""
-    return openapi.parameter(name, schema, "query", description=description)
+    return openapi.parameter(name, schema, "query", description=description, required=required)
 
 
 def problems(*statuses: int):

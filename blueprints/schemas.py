@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from blueprints.docs import USER_SCHEMA
-from models.enums import Category, Decision, OrgUnitKind, Outcome, Status, values
+from models.enums import Category, Decision, OrgUnitKind, Outcome, RuleSetStatus, Status, values
 
 _UUID = {"type": "string", "format": "uuid"}
 
@@ -54,8 +54,8 @@ ACHIEVEMENT_SCHEMA = {
         "review": {"anyOf": [REVIEW_SCHEMA, {"type": "null"}]},
         "owner_name": {"type": "string", "description": "the owner's full name (display data)"},
         "type_name": {"type": "string", "description": "the type's name (display data)"},
-        "level": {**_NULLABLE_STR, "description": "the event's level slug (null until levels exist)"},
-        "result": {**_NULLABLE_STR, "description": "the result's slug (null until results exist)"},
+        "level": {**_NULLABLE_STR, "description": "the event's level slug (see /levels), or null"},
+        "result": {**_NULLABLE_STR, "description": "the result's slug (see /results), or null"},
         "version": {"type": "integer"},
         "created_at": {"type": "string", "format": "date-time"},
         "updated_at": {"type": "string", "format": "date-time"},
@@ -269,6 +269,99 @@ PORTFOLIO_SCHEMA = {
                 "date": {"type": "string", "format": "date"}, "level": _NULLABLE_STR, "result": _NULLABLE_STR,
                 "proof_url": _NULLABLE_STR,
             },
+        }},
+    },
+}
+
+
+CATALOGUE_ITEM_SCHEMA = {
+    "title": "CatalogueEntry",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["slug", "name", "is_active"],
+    "properties": {"slug": {"type": "string"}, "name": {"type": "string"}, "is_active": {"type": "boolean"},
+                   "rank": {"type": "integer", "description": "levels only: a higher rank is wider"}},
+}
+
+CATALOGUE_LIST_SCHEMA = {
+    "title": "CatalogueList",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["items"],
+    "properties": {"items": {"type": "array", "items": CATALOGUE_ITEM_SCHEMA}},
+}
+
+_NUMBER = {"type": "number"}
+RULE_SCHEMA = {
+    "title": "ScoringRule",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["points"],
+    "properties": {"category": CATEGORY, "type": {"type": "string"}, "level": {"type": "string"},
+                   "result": {"type": "string"}, "points": _NUMBER, "max_items": {"type": "integer"}},
+}
+
+RULE_SET_SCHEMA = {
+    "title": "RuleSet",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["id", "name", "period_from", "period_to", "rules", "status", "published_at", "created_at"],
+    "properties": {
+        "id": _UUID, "name": {"type": "string"},
+        "period_from": {"type": "string", "format": "date"}, "period_to": {"type": "string", "format": "date"},
+        "rules": {"type": "array", "items": RULE_SCHEMA},
+        "status": _enum("RuleSetStatus", RuleSetStatus),
+        "published_at": {"type": ["string", "null"], "format": "date-time"},
+        "created_at": {"type": "string", "format": "date-time"},
+    },
+}
+
+RULE_SET_LIST_SCHEMA = {
+    "title": "RuleSetList",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["items"],
+    "properties": {"items": {"type": "array", "items": RULE_SET_SCHEMA}},
+}
+
+_REASON = {"type": ["string", "null"], "enum": ["not_approved", "out_of_period", "no_rule", "over_cap", None]}
+SCORE_SCHEMA = {
+    "title": "AchievementScore",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["points", "rule_index", "rule_set_id", "reason"],
+    "properties": {"points": _NUMBER, "rule_index": {"type": ["integer", "null"]}, "rule_set_id": _UUID,
+                   "reason": _REASON},
+}
+
+MY_SCORE_SCHEMA = {
+    "title": "StudentScore",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["rule_set_id", "total", "items"],
+    "properties": {"rule_set_id": _UUID, "total": _NUMBER, "items": {"type": "array", "items": {
+        "type": "object", "additionalProperties": False,
+        "required": ["achievement_id", "points", "rule_index", "reason"],
+        "properties": {"achievement_id": _UUID, "points": _NUMBER, "rule_index": {"type": ["integer", "null"]},
+                       "reason": _REASON}}}},
+}
+
+RATING_SCHEMA = {
+    "title": "Rating",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["rule_set_id", "org_unit_id", "top_share", "items"],
+    "properties": {
+        "rule_set_id": _UUID, "org_unit_id": _UUID, "top_share": _NUMBER,
+        "items": {"type": "array", "items": {
+            "title": "RatingRow",
+            "type": "object", "additionalProperties": False,
+            "required": ["rank", "student_id", "full_name", "org_unit_id", "points", "by_category", "counted",
+                         "eligible"],
+            "properties": {"rank": {"type": "integer"}, "student_id": _UUID, "full_name": {"type": "string"},
+                           "org_unit_id": {"type": ["string", "null"], "format": "uuid"}, "points": _NUMBER,
+                           "by_category": {"type": "object", "additionalProperties": _NUMBER},
+                           "counted": {"type": "integer"}, "eligible": {"type": "boolean"}},
         }},
     },
 }

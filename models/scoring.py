@@ -40,7 +40,7 @@ class RuleSet(Model):
     period_from = fields.DateField()
     period_to = fields.DateField()
     # [{"category"?, "type"?, "level"?, "result"?, "points", "max_items"?}, ...]: read as a table
-    # by the rating's SQL (jsonb_to_recordset), in the order given (rule_index).
+    # by the rating's SQL (jsonb_array_elements), in the order given (rule_index).
     rules = fields.JSONField()
     status = fields.CharEnumField(RuleSetStatus, max_length=16, default=RuleSetStatus.DRAFT,
                                   db_default=SqlDefault("'draft'"), description=None)

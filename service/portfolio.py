@@ -112,14 +112,15 @@ async def view(token: str, viewer_ip_hash: str) -> tuple[dict[str, Any], ShareLi
     owner = await User.get(id=link.owner_id)
     unit = await OrgUnit.get_or_none(id=owner.org_unit_id) if owner.org_unit_id else None
     approved = await Achievement.filter(owner_id=owner.id, status=Status.APPROVED).order_by("-date", "id").values(
-        "title", "type", "category", "date", "proof_url")
+        "title", "type", "category", "date", "proof_url", "level", "result")
     names = dict(await AchievementType.filter(slug__in={a["type"] for a in approved}).values_list("slug", "name"))
     await ShareLinkAccess.create(link_id=link.id, ip_hash=viewer_ip_hash)
     portfolio = {
         "owner_name": owner.full_name,
         "org_unit": {"name": unit.name, "kind": str(unit.kind)} if unit else None,
         "items": [{"title": a["title"], "type_name": names.get(a["type"], a["type"]), "category": str(a["category"]),
-                   "date": a["date"].isoformat(), "level": None, "result": None, "proof_url": a["proof_url"]}
+                   "date": a["date"].isoformat(), "level": a["level"], "result": a["result"],
+                   "proof_url": a["proof_url"]}
                   for a in approved],
     }
     return portfolio, link

@@ -179,10 +179,14 @@ def api(build_api):
 # switched off for this one transaction (replica mode fires no ordinary trigger).
 TRUNCATE = (
     "BEGIN; SET LOCAL session_replication_role = replica; "
-    "TRUNCATE audit_events, refresh_tokens, sessions, achievements, achievement_counts, share_links, users CASCADE; "
+    "TRUNCATE audit_events, refresh_tokens, sessions, achievements, achievement_counts, share_links, rule_sets, "
+    "credential_statuses, users CASCADE; "
     "COMMIT; "
     "DELETE FROM org_units WHERE kind = 'group'; DELETE FROM org_units WHERE kind = 'faculty'; "
     "UPDATE org_units SET name = 'University'; "
+    "DELETE FROM levels WHERE created_at > (SELECT min(created_at) + interval '1 second' FROM levels); "
+    "DELETE FROM results WHERE created_at > (SELECT min(created_at) + interval '1 second' FROM results); "
+    "UPDATE levels SET is_active = true WHERE NOT is_active; UPDATE results SET is_active = true WHERE NOT is_active; "
     "DELETE FROM achievement_types WHERE created_at > (SELECT min(created_at) + interval '1 second' "
     "FROM achievement_types); UPDATE achievement_types SET is_active = true WHERE NOT is_active;"
 )

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from models import Achievement, AchievementType
+from models import Achievement, AchievementType, Level, Result
 from models.enums import Category, Status, values
 from service.context import CurrentUser
 from service.platform.database import connection, fetch
@@ -25,7 +25,7 @@ from service.platform.pagination import Cursors, parse_position, position_of, sc
 from service.university import SCOPE_CTE, Reach
 
 COLUMNS = (
-    "id, owner_id, title, type, category, date, proof_url, description, status, review_decision, "
+    "id, owner_id, title, type, category, level, result, date, proof_url, description, status, review_decision, "
     "review_comment, reviewer_id, reviewed_at, version, created_at, updated_at"
 )
 # The display data a list renders without look-ups (owner's and reviewer's names, the type's
@@ -75,8 +75,8 @@ def to_json(row: Mapping[str, Any]) -> dict[str, Any]:
         "review": review,
         "owner_name": row["owner_name"],
         "type_name": row["type_name"],
-        "level": None,  # the levels and results catalogues do not exist yet (API.md "S")
-        "result": None,
+        "level": row["level"],
+        "result": row["result"],
         "version": row["version"],
         "created_at": iso(row["created_at"]),
         "updated_at": iso(row["updated_at"]),
@@ -124,6 +124,21 @@ async def type_errors(slugs: Mapping[str, str], current_type: str | None = None)
     active = dict(found)
     errors = [type_error(path, active.get(slug), slug == current_type) for path, slug in slugs.items()]
     return [error for error in errors if error]
+
+
+async def grade_errors(data: Mapping[str, Any], prefix: str = "") -> list[dict[str, str]]:
+    """Errors for the level and result slugs of ``data`` (each optional; active ones only)."""
+    errors = []
+    for key, model in (("level", Level), ("result", Result)):
+        slug = data.get(key)
+        if slug is None:
+            continue
+        found = await model.filter(slug=slug).values_list("is_active", flat=True)
+        if not found:
+            errors.append({"field": f"{prefix}{key}", "message": f"is not a known {key}", "code": f"unknown_{key}"})
+        elif not found[0]:
+            errors.append({"field": f"{prefix}{key}", "message": f"is not an active {key}", "code": f"inactive_{key}"})
+    return errors
 
 
 async def categories_of_active_types() -> dict[str, str]:

@@ -16,7 +16,7 @@ from service.context import CurrentUser
 from service.errors import ApiError, Forbidden, NotFound, PreconditionFailed, PreconditionRequired, RuleError
 
 MIN_DATE = dt.date(1900, 1, 1)
-CONTENT_FIELDS = ("title", "type", "date", "proof_url", "description")
+CONTENT_FIELDS = ("title", "type", "level", "result", "date", "proof_url", "description")
 
 
 # --- who may do what ------------------------------------------------------------------------------

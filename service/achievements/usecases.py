@@ -82,9 +82,11 @@ async def reviews(user: CurrentUser, achievement_id: uuid.UUID) -> list[dict[str
 # which the per-user request limit and the pool size bound.)
 CREATE = f"""
 WITH created AS (
-    INSERT INTO achievements (id, owner_id, title, type, category, date, proof_url, description)
-    SELECT $1, $2, $3, t.slug, t.category, $5, $6, $7 FROM achievement_types t
+    INSERT INTO achievements (id, owner_id, title, type, category, date, proof_url, description, level, result)
+    SELECT $1, $2, $3, t.slug, t.category, $5, $6, $7, $12::text, $13::text FROM achievement_types t
     WHERE t.slug = $4 AND t.is_active
+    AND ($12::text IS NULL OR EXISTS (SELECT 1 FROM levels WHERE slug = $12 AND is_active))
+    AND ($13::text IS NULL OR EXISTS (SELECT 1 FROM results WHERE slug = $13 AND is_active))
     AND (SELECT coalesce(sum(n), 0) FROM achievement_counts WHERE owner_id = $2) < $8
     ON CONFLICT (owner_id, type, date, title_key) DO NOTHING RETURNING {COLUMNS}
 ), recorded AS (
@@ -97,12 +99,13 @@ SELECT a.*, {DISPLAY} FROM created a {DISPLAY_JOINS}
 
 async def create(ctx: RequestContext, user: CurrentUser, data: dict[str, Any], quota: int) -> Mapping[str, Any]:
     rows = await fetch(CREATE, uuid.uuid4(), user.id, data["title"], data["type"], data["date"],
-                       data.get("proof_url"), data.get("description"), quota, uuid.uuid4(), ctx.request_id, ctx.ip)
+                       data.get("proof_url"), data.get("description"), quota, uuid.uuid4(), ctx.request_id, ctx.ip,
+                       data.get("level"), data.get("result"))
     if rows:
         row = rows[0]
         audit.log_line(ctx, "achievement.created", target_type="achievement", target_id=row["id"])
         return row
-    errors = await queries.type_errors({"type": data["type"]})
+    errors = await queries.type_errors({"type": data["type"]}) + await queries.grade_errors(data)
     if errors:
         raise ValidationFailed(errors)
     existing = await existing_id(connection(), user.id, data["type"], data["date"], data["title"])
@@ -134,6 +137,10 @@ async def _update(ctx: RequestContext, user: CurrentUser, achievement_id: uuid.U
             changed = [f for f in CONTENT_FIELDS if f in changes and changes[f] != getattr(achievement, f)]
             if not changed:
                 return
+            grade_changes = {k: changes[k] for k in ("level", "result") if k in changed}
+            errors = await queries.grade_errors(grade_changes)
+            if errors:
+                raise ValidationFailed(errors)
             if "type" in changed:
                 errors = await queries.type_errors({"type": changes["type"]}, current_type=achievement.type)
                 if errors:
@@ -211,6 +218,8 @@ async def create_batch(ctx: RequestContext, user: CurrentUser, items: list[dict[
                        quota: int) -> list[str]:
     """All-or-nothing import: one validation pass, one duplicate query, one bulk insert."""
     errors = await queries.type_errors({f"items[{i}].type": item["type"] for i, item in enumerate(items)})
+    for i, item in enumerate(items):
+        errors += await queries.grade_errors(item, prefix=f"items[{i}].")
     if errors:
         raise ValidationFailed(errors)
     categories = await queries.categories_of_active_types()
@@ -229,6 +238,7 @@ async def create_batch(ctx: RequestContext, user: CurrentUser, items: list[dict[
                 raise QuotaExceeded(quota)
             created = [Achievement(id=uuid.uuid4(), owner_id=user.id, title=item["title"], type=item["type"],
                                    category=categories[item["type"]], date=item["date"],
+                                   level=item.get("level"), result=item.get("result"),
                                    proof_url=item.get("proof_url"), description=item.get("description"))
                        for item in items]
             await Achievement.bulk_create(created, batch_size=1000, using_db=tx)

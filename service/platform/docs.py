@@ -150,6 +150,7 @@ TAGS = {
     "achievement-types": "The catalogue of achievement types",
     "admin": "Users, their groups and curator scopes, and the audit log (admin only)",
     "university": "Faculties and groups, and the curators' review queue",
+    "scoring": "Levels, results, scoring rule sets, scores and the scholarship rating",
     "credentials": "Approved achievements as verifiable credentials (Open Badges 3.0), the CLR bundle, "
                    "the revocation list and the issuer's keys",
     "portfolio": "Share links to a student's approved achievements, and the public page they open",
@@ -162,6 +163,7 @@ OPERATION_IDS = {
     "achievement_types.list_types": "listAchievementTypes",
     "achievement_types.create_type": "createAchievementType",
     "achievement_types.update_type": "updateAchievementType",
+    "scoring.get_rating": "getRating",
     "achievements.create_batch": "createAchievementsBatch",
     "achievements.export": "exportAchievements",
     "achievements.stats": "getAchievementStats",

@@ -156,6 +156,8 @@ _CODES = {
     "extra_forbidden": "unknown_field", "missing": "required", "string_too_long": "too_long",
     "string_too_short": "too_short", "too_long": "too_many", "too_short": "too_few",
     "literal_error": "invalid_choice", "enum": "invalid_choice", "string_pattern_mismatch": "invalid_format",
+    "greater_than_equal": "out_of_range", "less_than_equal": "out_of_range", "greater_than": "out_of_range",
+    "less_than": "out_of_range",
 }
 
 
