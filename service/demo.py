@@ -9,7 +9,8 @@ import secrets
 import sys
 import uuid
 
-from models import Achievement, AchievementType, CuratorScope, OrgUnit, OrgUnitKind, Role, User
+from models import Achievement, AchievementType, CuratorScope, OrgUnit, OrgUnitKind, Role, RuleSet, User
+from models.enums import Decision, RuleSetStatus, Status
 from service.passwords import hash_password
 from service.platform.database import close_database, open_database, transaction
 
@@ -31,6 +32,28 @@ TITLES = {
     "sports-record": ["Faculty record in the 800 m", "Top 10 in the regional running ranking"],
 }
 PLACES = ["1st", "2nd", "3rd"]
+LEVEL_SLUGS = ["faculty", "university", "city", "regional", "national", "international"]
+RESULT_SLUGS = ["winner", "prize", "participant", "participant"]
+# A rule set modelled on a Russian university's regulation of the enhanced state academic
+# scholarship (ПГАС): points by area, level and result, a cap on articles, the preceding year.
+DEMO_RULES = [
+    {"category": "educational", "level": "international", "result": "winner", "points": 50},
+    {"category": "educational", "level": "national", "result": "winner", "points": 40},
+    {"category": "educational", "level": "regional", "result": "winner", "points": 25},
+    {"category": "educational", "result": "prize", "points": 15},
+    {"category": "educational", "points": 5},
+    {"type": "publication", "level": "international", "points": 30, "max_items": 2},
+    {"type": "publication", "points": 15, "max_items": 2},
+    {"type": "grant", "points": 20},
+    {"type": "conference", "points": 8, "max_items": 3},
+    {"category": "scientific", "points": 5},
+    {"category": "social", "points": 6, "max_items": 5},
+    {"category": "creative", "result": "winner", "points": 12},
+    {"category": "creative", "points": 4},
+    {"category": "sports", "level": "national", "points": 20},
+    {"category": "sports", "points": 5},
+]
+
 # The demo university: faculties, their groups, and a curator (tutor) for each faculty.
 FACULTIES = {
     "Faculty of Physics and Mathematics": ["PM-101", "PM-102"],
@@ -81,15 +104,19 @@ async def seed_demo(settings, *, students: int = 20, per_student: int = 25) -> N
             for n in range(per_student):
                 slug = local.choice(slugs)
                 title = local.choice(TITLES.get(slug, ["Achievement"])).format(place=local.choice(PLACES))
+                status = local.choice([Status.APPROVED, Status.APPROVED, Status.PENDING])
                 rows.append(Achievement(
                     id=uuid.uuid4(), owner_id=owner["id"], title=f"{title} ({n + 1})", type=slug,
                     category=types[slug], date=today - dt.timedelta(days=local.randint(0, 4 * 365)),
+                    level=local.choice(LEVEL_SLUGS), result=local.choice(RESULT_SLUGS), status=status,
+                    review_decision=Decision.APPROVED if status == Status.APPROVED else None,
                     proof_url=f"https://example.org/proof/{uuid.uuid4().hex[:12]}"))
             async with transaction() as tx:
                 # ON CONFLICT DO NOTHING: what an earlier run recorded stays as it was.
                 await Achievement.bulk_create(rows, batch_size=1000, ignore_conflicts=True, using_db=tx)
             if done % 10 == 0 or done == len(owners):
                 _progress("achievements", done, len(owners))
+        await _demo_rule_set(today)
         print(f"demo university: {len(FACULTIES)} faculties, {len(groups)} groups; curators "
               f"demo-curator-1..{len(FACULTIES)}@example.org (one faculty each)")
         if new:
@@ -120,3 +147,12 @@ async def _demo_university(settings, password: str) -> list:
                                         full_name=f"Tutor of the {faculty_name}")
         await CuratorScope.get_or_create(user_id=curator.id, org_unit_id=faculty.id)
     return groups
+
+
+async def _demo_rule_set(today: dt.date) -> None:
+    """Publish the demo rule set for the last four years (once), so a rating shows at once."""
+    name = "Enhanced scholarship (demo, modelled on a university's PGAS regulation)"
+    if not await RuleSet.filter(name=name).exists():
+        await RuleSet.create(id=uuid.uuid4(), name=name, period_from=today - dt.timedelta(days=4 * 365),
+                             period_to=today, rules=DEMO_RULES, status=RuleSetStatus.PUBLISHED,
+                             published_at=dt.datetime.now(dt.UTC))

@@ -101,16 +101,20 @@ def test_seed_demo_twice(api, database_url):
     assert categories >= 3
     university = "SELECT kind, count(*) AS n FROM org_units GROUP BY kind ORDER BY kind"
     assert [(r["kind"], r["n"]) for r in api.sql(university)] == [("faculty", 3), ("group", 6), ("university", 1)]
+    assert api.sql("SELECT count(*) AS n FROM rule_sets")[0]["n"] == 1
     scopes = api.sql("SELECT u.email, o.kind FROM curator_scopes s JOIN users u ON u.id = s.user_id "
                      "JOIN org_units o ON o.id = s.org_unit_id WHERE u.role = 'curator' ORDER BY u.email")
     assert [r["email"] for r in scopes] == [f"demo-curator-{n}@example.org" for n in (1, 2, 3)]
     assert {r["kind"] for r in scopes} == {"faculty"}
     assert api.sql("SELECT count(*) AS n FROM users WHERE email LIKE 'demo-student-%' AND org_unit_id IS NULL"
                    )[0]["n"] == 0
+    published = api.sql("SELECT count(*) AS n FROM rule_sets WHERE status = 'published'")[0]["n"]
+    assert published == 1  # a rating shows at once
     second = run_cli("seed-demo", "--students", "3", "--per-student", "7", env=env)
     assert second.returncode == 0, second.stderr
     assert api.sql("SELECT count(*) AS n FROM achievements")[0]["n"] == count
     assert [(r["kind"], r["n"]) for r in api.sql(university)] == [("faculty", 3), ("group", 6), ("university", 1)]
+    assert api.sql("SELECT count(*) AS n FROM rule_sets")[0]["n"] == 1
 
 
 def test_production_app_refuses_short_secret(database_url):

@@ -74,6 +74,7 @@ TARGET_S4_P99_RATIO = 1.5
 TARGET_LOGIN_P99_RATIO = 2.0  # issue 12: logins must not starve behind the list
 TARGET_GROWTH_RATIO = 1.5
 TARGET_BATCH_SECONDS = 2.0
+TARGET_RATING_SECONDS = 1.0  # issue 15: a faculty of 5,000 students with 20 achievements each
 
 
 def log(message: str) -> None:
@@ -426,6 +427,51 @@ class Bench:
                 for server, _ in servers}
 
 
+RATING_STUDENTS, RATING_ITEMS = 5_000, 20
+
+
+def time_rating(server: Server, url: str, fixture: Fixture) -> float:
+    """A faculty of 5,000 students with 20 approved achievements each (written with SQL), rated
+    through the API by the curator whose scope it is: the slowest of three runs."""
+    rules = json.dumps([{"category": "educational", "level": "national", "points": 20},
+                        {"type": "olympiad", "points": 10}, {"type": "publication", "points": 15, "max_items": 2},
+                        {"category": "scientific", "points": 5}, {"category": "sports", "points": 3}])
+    asyncio.run(sql(
+        url,
+        "INSERT INTO users (id, email, password_hash, full_name, org_unit_id) "
+        f"SELECT gen_random_uuid(), 'rated-' || n || '@bench.example.org', 'x', 'Student ' || n, "
+        f"(SELECT id FROM org_units WHERE name = 'Bench faculty 1 group ' || (1 + n % 10)) "
+        f"FROM generate_series(1, {RATING_STUDENTS}) n",
+        "INSERT INTO achievements (id, owner_id, title, type, category, date, status, level) "
+        "SELECT gen_random_uuid(), u.id, 'Rated ' || g, (ARRAY['olympiad','publication','conference','volunteering',"
+        "'sports-competition'])[1 + g % 5], (ARRAY['educational','scientific','scientific','social','sports'])"
+        "[1 + g % 5], date '2025-01-01' + g * 7, 'approved', (ARRAY['national','regional'])[1 + g % 2] "
+        f"FROM users u, generate_series(1, {RATING_ITEMS}) g WHERE u.email LIKE 'rated-%'",
+        f"INSERT INTO rule_sets (id, name, period_from, period_to, rules, status) VALUES "
+        f"('00000000-0000-4000-8000-000000000001', 'Bench', '2025-01-01', '2025-12-31', '{rules}', 'published')",
+        "VACUUM (ANALYZE)",
+    ))
+    faculty = asyncio.run(_fetchval(url, "SELECT id FROM org_units WHERE name = 'Bench faculty 1'"))
+    client = Client(server.port)
+    path = f"/api/v1/ratings?rule_set=00000000-0000-4000-8000-000000000001&org_unit={faculty}"
+    timings = []
+    for _ in range(3):
+        started = time.perf_counter()
+        rating = client.expect(200, "GET", path, token=fixture.curator_token)
+        timings.append(time.perf_counter() - started)
+    if len(rating["items"]) < RATING_STUDENTS:
+        raise RuntimeError(f"the rating has {len(rating['items'])} students")
+    return round(max(timings), 3)
+
+
+async def _fetchval(url: str, query: str):
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval(query)
+    finally:
+        await conn.close()
+
+
 def time_batch(server: Server, token: str, tag: str) -> float:
     items = [{"title": f"Imported {tag} item {i}", "type": TYPES[i % len(TYPES)],
               "date": (dt.date(2015, 1, 1) + dt.timedelta(days=i % 3000)).isoformat(),
@@ -555,6 +601,11 @@ def report(results: dict, out=sys.stdout) -> bool:
     ok &= errors == 0
     print(f"  errors: {errors} (0)  {'met' if errors == 0 else 'NOT MET'}", file=out)
 
+    rating = results.get("rating_seconds")
+    if rating is not None:
+        ok &= rating < TARGET_RATING_SECONDS
+        print(f"\nRating of a faculty of {RATING_STUDENTS:,} students x {RATING_ITEMS} achievements: {rating:.2f} s "
+              f"(< {TARGET_RATING_SECONDS})", file=out)
     batch = results.get("batch_seconds")
     if batch is not None:
         ok &= batch < TARGET_BATCH_SECONDS
@@ -654,6 +705,8 @@ def main(argv: list[str] | None = None) -> int:
         scope_a_curator(ours, urls["bench_ours"], fixtures["ours"])
         for scenario in ("C1", "C2"):
             results["ours"][scenario] = asdict(bench.scenario(scenario, [(ours, fixtures["ours"])])["ours"])
+        log("timing a rating of 5,000 students with 20 achievements each ...")
+        results["rating_seconds"] = time_rating(ours, urls["bench_ours"], fixtures["ours"])
         log("timing a 5,000-item batch import ...")
         results["batch_seconds"] = time_batch(ours, fixtures["ours"].batch_token, "small")
 
