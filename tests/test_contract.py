@@ -310,10 +310,12 @@ def _known_grades(case) -> None:
     for n, body in enumerate(bodies if isinstance(bodies, list) else []):
         if not isinstance(body, dict):
             continue
-        for key, known in (("level", LEVELS), ("result", RESULTS)):
+        for key, known in (("level", LEVELS), ("result", RESULTS), ("type", SLUGS)):
             value = body.get(key)
             if isinstance(value, str) and len(value) <= 64 and SLUG_TEXT.fullmatch(value):
                 body[key] = known[n % len(known)]
+        if isinstance(body.get("date"), str) and _valid_date(body["date"]):
+            body["date"] = _dates()[n % len(_dates())]
 
 
 def _known_ids(case) -> None:
