@@ -83,6 +83,8 @@ def test_a_version_1_database_upgrades_in_place_to_the_fresh_schema(scratch_data
             user = uuid.uuid4()
             await conn.execute(
                 "INSERT INTO users (id, email, password_hash, full_name) VALUES ($1, 'a@b.org', 'x', 'A')", user)
+            await conn.execute("INSERT INTO users (id, email, password_hash, full_name, role) "
+                               "VALUES ($1, 'c@b.org', 'x', 'C', 'curator')", uuid.uuid4())
             await conn.executemany(
                 "INSERT INTO achievements (id, owner_id, title, type, category, date) "
                 "VALUES ($1, $2, $3, 'olympiad', 'educational', '2025-01-01')",
@@ -107,6 +109,16 @@ def test_a_version_1_database_upgrades_in_place_to_the_fresh_schema(scratch_data
             await conn.close()
 
     assert asyncio.run(counted()) == 3  # the quota's counts were backfilled
+
+    async def curator_scopes() -> list[str]:
+        conn = await asyncpg.connect(old)
+        try:
+            return [row["kind"] for row in await conn.fetch(
+                "SELECT o.kind FROM curator_scopes s JOIN org_units o ON o.id = s.org_unit_id")]
+        finally:
+            await conn.close()
+
+    assert asyncio.run(curator_scopes()) == ["university"]  # v1's curator keeps reaching everyone
 
 
 def test_the_migrations_build_what_the_models_declare(scratch_databases):

@@ -18,6 +18,13 @@ CREATE UNIQUE INDEX org_units_one_root ON org_units ((true)) WHERE parent_id IS 
 INSERT INTO org_units (id, name, kind) VALUES (gen_random_uuid(), 'University', 'university');
 """
 
+# Version 1's curators reviewed every student: they keep doing so (a scope on the university).
+# Curators made from now on start without scopes and see no one until given some.
+KEEP_CURATORS_REACH = """
+INSERT INTO curator_scopes (user_id, org_unit_id)
+SELECT u.id, o.id FROM users u, org_units o WHERE u.role = 'curator' AND o.parent_id IS NULL;
+"""
+
 BACKFILL_REVIEWS = """
 INSERT INTO reviews (id, achievement_id, decision, comment, reviewer_id, reviewed_at, version)
 SELECT gen_random_uuid(), id, review_decision, review_comment, reviewer_id, reviewed_at, version
@@ -84,4 +91,5 @@ class Migration(migrations.Migration):
         ops.RunSQL(ONE_ROOT, reverse_sql="DROP INDEX org_units_one_root; DELETE FROM org_units;"),
         # The reviews version 1 kept on the achievements themselves become the first history.
         ops.RunSQL(BACKFILL_REVIEWS, reverse_sql="DELETE FROM reviews;"),
+        ops.RunSQL(KEEP_CURATORS_REACH, reverse_sql="DELETE FROM curator_scopes;"),
     ]
