@@ -28,7 +28,7 @@ from service import scoring
 from service.achievements import exports, usecases
 from service.authn import current_user, parse_uuid_or_404, require_role
 from service.context import context_of
-from service.errors import BadRequest, Conflict, NotFound, RuleError
+from service.errors import BadRequest, RuleError
 from service.platform.jsonutil import json_response
 from service.platform.validation import Body, DateStr, Query, json_body, not_null, patch_changes, trimmed
 from service.university import reach_of
@@ -87,42 +87,13 @@ class ResultPatch(Body):
     is_active: bool | None = Field(None, json_schema_extra=not_null)
 
 
-def _item(entry) -> dict:
-    body = {"slug": entry.slug, "name": entry.name, "is_active": entry.is_active}
-    if isinstance(entry, Level):
-        body["rank"] = entry.rank
-    return body
-
-
 async def _create(request: Request, model, body) -> HTTPResponse:
-    from service import audit
-    from service.platform.database import transaction
-
-    async with transaction() as tx:
-        if await model.filter(slug=body.slug).using_db(tx).exists():
-            raise Conflict(f"A {model.__name__.lower()} with this slug already exists.", code="duplicate_slug")
-        entry = await model.create(using_db=tx, **body.model_dump())
-        await audit.record(tx, context_of(request), f"{model.__name__.lower()}.created",
-                           target_type=model.__name__.lower(), target_id=entry.slug)
-    return json_response(_item(entry), status=201)
+    entry = await scoring.create_grade(context_of(request), model, body.model_dump())
+    return json_response(entry, status=201)
 
 
 async def _update(request: Request, model, slug: str, body) -> HTTPResponse:
-    from service import audit
-    from service.platform.database import transaction
-
-    changes = patch_changes(body)
-    async with transaction() as tx:
-        entry = await model.select_for_update().using_db(tx).get_or_none(slug=slug[:64])
-        if entry is None:
-            raise NotFound(f"No such {model.__name__.lower()}.")
-        for field, value in changes.items():
-            setattr(entry, field, value)
-        if changes:
-            await entry.save(using_db=tx, update_fields=list(changes))
-            await audit.record(tx, context_of(request), f"{model.__name__.lower()}.updated",
-                               target_type=model.__name__.lower(), target_id=entry.slug, details=changes)
-    return json_response(_item(entry))
+    return json_response(await scoring.update_grade(context_of(request), model, slug, patch_changes(body)))
 
 
 @levels.get("/")
@@ -133,7 +104,7 @@ async def _update(request: Request, model, slug: str, body) -> HTTPResponse:
 @problems(*PROTECTED)
 async def list_levels(request: Request):
     Query(request, set())
-    return json_response({"items": [_item(e) for e in await Level.all().order_by("rank", "slug")]})
+    return json_response({"items": await scoring.list_grades(Level)})
 
 
 @levels.post("/")
@@ -168,7 +139,7 @@ async def update_level(request: Request, slug: str, body: LevelPatch):
 @problems(*PROTECTED)
 async def list_results(request: Request):
     Query(request, set())
-    return json_response({"items": [_item(e) for e in await Result.all().order_by("slug")]})
+    return json_response({"items": await scoring.list_grades(Result)})
 
 
 @results.post("/")

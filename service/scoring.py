@@ -103,6 +103,45 @@ def _number(value: Any) -> int | float:
     return int(value) if value.is_integer() else value
 
 
+# --- the levels and results catalogues ---------------------------------------------------------------
+
+def grade_json(entry: Level | Result) -> dict[str, Any]:
+    body = {"slug": entry.slug, "name": entry.name, "is_active": entry.is_active}
+    if isinstance(entry, Level):
+        body["rank"] = entry.rank
+    return body
+
+
+async def list_grades(model: type[Level] | type[Result]) -> list[dict[str, Any]]:
+    order = ("rank", "slug") if model is Level else ("slug",)
+    return [grade_json(entry) for entry in await model.all().order_by(*order)]
+
+
+async def create_grade(ctx: RequestContext, model: type[Level] | type[Result], data: dict[str, Any]) -> dict[str, Any]:
+    name = model.__name__.lower()
+    async with transaction() as tx:
+        if await model.filter(slug=data["slug"]).using_db(tx).exists():
+            raise Conflict(f"A {name} with this slug already exists.", code="duplicate_slug")
+        entry = await model.create(using_db=tx, **data)
+        await audit.record(tx, ctx, f"{name}.created", target_type=name, target_id=entry.slug)
+    return grade_json(entry)
+
+
+async def update_grade(ctx: RequestContext, model: type[Level] | type[Result], slug: str,
+                       changes: dict[str, Any]) -> dict[str, Any]:
+    name = model.__name__.lower()
+    async with transaction() as tx:
+        entry = await model.select_for_update().using_db(tx).get_or_none(slug=slug[:64])
+        if entry is None:
+            raise NotFound(f"No such {name}.")
+        for field, value in changes.items():
+            setattr(entry, field, value)
+        if changes:
+            await entry.save(using_db=tx, update_fields=list(changes))
+            await audit.record(tx, ctx, f"{name}.updated", target_type=name, target_id=entry.slug, details=changes)
+    return grade_json(entry)
+
+
 # --- rule sets -----------------------------------------------------------------------------------------
 
 def rule_set_json(rule_set: RuleSet) -> dict[str, Any]:
