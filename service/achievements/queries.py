@@ -33,7 +33,8 @@ COLUMNS = (
 # a primary-key probe per row of the page, where joins made the planner hash whole tables.
 DISPLAY = ("(SELECT full_name FROM users WHERE id = a.owner_id) AS owner_name, "
            "(SELECT name FROM achievement_types WHERE slug = a.type) AS type_name, "
-           "(SELECT full_name FROM users WHERE id = a.reviewer_id) AS reviewer_name")
+           "CASE WHEN a.reviewer_id IS NULL THEN NULL "  # most rows: no probe at all
+           "ELSE (SELECT full_name FROM users WHERE id = a.reviewer_id) END AS reviewer_name")
 DISPLAY_JOINS = ""
 
 
@@ -42,7 +43,7 @@ def with_display(rows_sql: str, order: str = "") -> str:
     return f"SELECT a.*, {DISPLAY} FROM ({rows_sql}) AS a {order}".rstrip()
 
 
-BY_ID = with_display(f"SELECT {COLUMNS} FROM achievements WHERE id = $1")
+BY_ID = f"SELECT {COLUMNS}, {DISPLAY} FROM achievements a WHERE a.id = $1"
 # sort parameter -> (column, its Python type); "-" in front means newest/last first.
 SORTS = {"date": ("date", dt.date), "title": ("title_key", str), "created_at": ("created_at", dt.datetime),
          # the review queue: oldest submission first (an edit resubmits, so updated_at)
