@@ -35,7 +35,6 @@ DISPLAY = ("(SELECT full_name FROM users WHERE id = a.owner_id) AS owner_name, "
            "(SELECT name FROM achievement_types WHERE slug = a.type) AS type_name, "
            "CASE WHEN a.reviewer_id IS NULL THEN NULL "  # most rows: no probe at all
            "ELSE (SELECT full_name FROM users WHERE id = a.reviewer_id) END AS reviewer_name")
-DISPLAY_JOINS = ""
 
 
 def with_display(rows_sql: str, order: str = "") -> str:
@@ -91,7 +90,7 @@ WITH RECURSIVE {SCOPE_CTE.format(curator="$2")}
 SELECT a.*, {DISPLAY}, EXISTS (
     SELECT 1 FROM users u WHERE u.id = a.owner_id AND (u.org_unit_id IN (SELECT id FROM subtree)
         OR (u.org_unit_id IS NULL AND EXISTS (SELECT 1 FROM subtree WHERE is_root)))
-) AS in_reach FROM achievements a {DISPLAY_JOINS} WHERE a.id = $1
+) AS in_reach FROM achievements a WHERE a.id = $1
 """
 
 

@@ -14,7 +14,7 @@ from tortoise.exceptions import IntegrityError
 from models import Achievement, Decision, Review, Role, Status, User
 from service import audit, credentials
 from service.achievements import queries
-from service.achievements.queries import COLUMNS, DISPLAY, DISPLAY_JOINS, existing_id
+from service.achievements.queries import COLUMNS, DISPLAY, existing_id
 from service.achievements.rules import CONTENT_FIELDS, Preconditions, authorize, denied, etag_of, list_owner
 from service.context import CurrentUser, RequestContext
 from service.errors import Conflict, Forbidden, NotFound, QuotaExceeded, ValidationFailed
@@ -93,7 +93,7 @@ WITH created AS (
     INSERT INTO audit_events (id, request_id, actor_id, ip, action, target_type, target_id, outcome)
     SELECT $9, $10, $2, $11, 'achievement.created', 'achievement', id::text, 'success' FROM created
 )
-SELECT a.*, {DISPLAY} FROM created a {DISPLAY_JOINS}
+SELECT a.*, {DISPLAY} FROM created a
 """
 
 
