@@ -217,25 +217,22 @@ class Settings:
 
 
 def development_credential_key() -> str:
-    """An Ed25519 key generated once for development and kept under ./.data/."""
-    path = DATA_DIR / "credential_key"
-    if path.exists():
-        return path.read_text().strip()
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    seed = secrets.token_hex(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(seed)
-    return seed
+    """An Ed25519 key (its seed) generated once for development and kept under ./.data/."""
+    return _kept_once(DATA_DIR / "credential_key", lambda: secrets.token_hex(32))
 
 
 def development_secret() -> str:
     """A random secret generated once for development and kept under ./.data/."""
-    if DEV_SECRET_FILE.exists():
-        return DEV_SECRET_FILE.read_text().strip()
+    return _kept_once(DEV_SECRET_FILE, lambda: secrets.token_urlsafe(48))
+
+
+def _kept_once(path: Path, make) -> str:
+    """The value in ``path``, or a new one from ``make`` written there (owner-only) first."""
+    if path.exists():
+        return path.read_text().strip()
     DATA_DIR.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(48)
-    fd = os.open(DEV_SECRET_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    value = make()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write(secret)
-    return secret
+        fh.write(value)
+    return value
