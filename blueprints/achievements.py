@@ -216,7 +216,8 @@ async def achievement_filter(query: Query, user, *, status: Status | None = None
         owner_id=owner_id, types=types, category=Category(category) if category else None, status=status,
         date_from=query.date("date_from"), date_to=query.date("date_to"), q=query.text("q", 200),
         sort=sort or query.choice("sort", queries.SORT_CHOICES) or "-date", reach=reach,
-        exclude_owner_id=user.id if exclude_own else None)
+        exclude_owner_id=user.id if exclude_own else None,
+        owner_name=user.full_name if owner_id == user.id else None)
 
 
 @bp.get("/")

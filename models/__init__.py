@@ -7,7 +7,7 @@ from models.credentials import CredentialStatus
 from models.enums import Category, Decision, OrgUnitKind, Outcome, Role, Status
 from models.portfolio import ShareLink, ShareLinkAccess
 from models.scoring import Level, Result, RuleSet
-from models.university import CuratorScope, OrgUnit, Review
+from models.university import CuratorScope, OrgUnit, OrgUnitLink, Review
 from models.user import RefreshToken, Session, User
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Level",
     "OrgUnit",
     "OrgUnitKind",
+    "OrgUnitLink",
     "Outcome",
     "RefreshToken",
     "Result",

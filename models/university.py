@@ -27,6 +27,24 @@ class OrgUnit(Model):
         )
 
 
+class OrgUnitLink(Model):
+    """The tree's closure: a row for every unit and each of its ancestors, itself included
+    (depth 0). "The members of a subtree" is then one indexed join instead of a recursive walk
+    in every statement that checks a curator's scope. Kept by a trigger on org_units (see the
+    migration): units are never moved, and a unit's rows go with it (ON DELETE CASCADE)."""
+
+    id = fields.BigIntField(primary_key=True)
+    ancestor = fields.ForeignKeyField("models.OrgUnit", related_name="descendant_links", on_delete=fields.CASCADE)
+    descendant = fields.ForeignKeyField("models.OrgUnit", related_name="ancestor_links", on_delete=fields.CASCADE)
+    depth = fields.SmallIntField()
+
+    class Meta:
+        table = "org_unit_closure"
+        unique_together = (("ancestor_id", "descendant_id"),)
+        indexes = (Index(fields=("descendant_id", "ancestor_id"), name="org_unit_closure_descendant_idx"),)
+        constraints = (CheckConstraint(check="depth >= 0", name="org_unit_closure_depth_check"),)
+
+
 class CuratorScope(Model):
     """A unit a curator is responsible for; it covers the unit's whole subtree."""
 

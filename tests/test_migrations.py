@@ -5,6 +5,7 @@ the fresh schema, and ``makemigrations --check`` fails as soon as a model change
 from __future__ import annotations
 
 import asyncio
+import importlib
 import shutil
 import subprocess
 import sys
@@ -94,7 +95,8 @@ def test_a_version_1_database_upgrades_in_place_to_the_fresh_schema(scratch_data
 
     asyncio.run(v1_data())
     later = ["models.0002_audit_no_truncate", "models.0003_achievement_counts", "models.0004_university",
-             "models.0005_portfolio", "models.0006_credentials", "models.0007_scoring"]
+             "models.0005_portfolio", "models.0006_credentials", "models.0007_scoring",
+             "models.0008_org_unit_closure"]
     assert migrate(old) == later
     assert migrate(fresh) == ["models.0001_initial", *later]
     upgraded, built = asyncio.run(snapshot(old)), asyncio.run(snapshot(fresh))
@@ -119,6 +121,41 @@ def test_a_version_1_database_upgrades_in_place_to_the_fresh_schema(scratch_data
             await conn.close()
 
     assert asyncio.run(curator_scopes()) == ["university"]  # v1's curator keeps reaching everyone
+
+
+def test_the_tree_closure_follows_every_unit_and_matches_a_walk_of_the_tree(scratch_databases):
+    """models.OrgUnitLink is kept by a trigger: a new unit is linked to itself and each
+    ancestor, a deleted one takes its links along, a unit cannot move; the migration's backfill
+    (for a database upgraded with a tree in it) builds the same closure from scratch."""
+    url = scratch_databases()
+    migrate(url)
+    closure = importlib.import_module("models.migrations.0008_org_unit_closure")
+
+    async def check() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            root = await conn.fetchval("SELECT id FROM org_units WHERE parent_id IS NULL")
+            faculty, group, other = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+            await conn.execute("INSERT INTO org_units (id, name, kind, parent_id) VALUES ($1, 'F', 'faculty', $2)",
+                               faculty, root)
+            await conn.executemany("INSERT INTO org_units (id, name, kind, parent_id) VALUES ($1, $2, 'group', $3)",
+                                   [(group, "G1", faculty), (other, "G2", faculty)])
+            links = "SELECT ancestor_id, descendant_id, depth FROM org_unit_closure ORDER BY 1, 2"
+            by_trigger = [tuple(row) for row in await conn.fetch(links)]
+            assert {(a, d) for a, d, _ in by_trigger if d == group} == {(group, group), (faculty, group), (root, group)}
+            assert {(a, depth) for a, d, depth in by_trigger if d == group} == {(group, 0), (faculty, 1), (root, 2)}
+            assert len(by_trigger) == 1 + 2 + 3 + 3
+            await conn.execute("DELETE FROM org_unit_closure")
+            await conn.execute(closure.BACKFILL)
+            assert [tuple(row) for row in await conn.fetch(links)] == by_trigger
+            with pytest.raises(asyncpg.CheckViolationError):
+                await conn.execute("UPDATE org_units SET parent_id = $1 WHERE id = $2", root, group)
+            await conn.execute("DELETE FROM org_units WHERE id = $1", other)
+            assert not await conn.fetchval("SELECT count(*) FROM org_unit_closure WHERE descendant_id = $1", other)
+        finally:
+            await conn.close()
+
+    asyncio.run(check())
 
 
 def test_the_migrations_build_what_the_models_declare(scratch_databases):

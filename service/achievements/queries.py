@@ -22,7 +22,7 @@ from service.context import CurrentUser
 from service.platform.database import connection, fetch
 from service.platform.jsonutil import iso
 from service.platform.pagination import Cursors, parse_position, position_of, scope_of
-from service.university import SCOPE_CTE, Reach
+from service.university import Reach, scope_covers, scope_members
 
 COLUMNS = (
     "id, owner_id, title, type, category, level, result, date, proof_url, description, status, review_decision, "
@@ -31,15 +31,11 @@ COLUMNS = (
 # The display data a list renders without look-ups (owner's and reviewer's names, the type's
 # name), read for rows "a" of achievements in the statement that reads them. Scalar subqueries:
 # a primary-key probe per row of the page, where joins made the planner hash whole tables.
-DISPLAY = ("(SELECT full_name FROM users WHERE id = a.owner_id) AS owner_name, "
-           "(SELECT name FROM achievement_types WHERE slug = a.type) AS type_name, "
-           "CASE WHEN a.reviewer_id IS NULL THEN NULL "  # most rows: no probe at all
-           "ELSE (SELECT full_name FROM users WHERE id = a.reviewer_id) END AS reviewer_name")
-
-
-def with_display(rows_sql: str, order: str = "") -> str:
-    """``rows_sql`` (selecting COLUMNS) with the display data added."""
-    return f"SELECT a.*, {DISPLAY} FROM ({rows_sql}) AS a {order}".rstrip()
+OWNER_NAME = "(SELECT full_name FROM users WHERE id = a.owner_id) AS owner_name"
+TYPE_AND_REVIEWER = ("(SELECT name FROM achievement_types WHERE slug = a.type) AS type_name, "
+                     "CASE WHEN a.reviewer_id IS NULL THEN NULL "  # most rows: no probe at all
+                     "ELSE (SELECT full_name FROM users WHERE id = a.reviewer_id) END AS reviewer_name")
+DISPLAY = f"{OWNER_NAME}, {TYPE_AND_REVIEWER}"
 
 
 BY_ID = f"SELECT {COLUMNS}, {DISPLAY} FROM achievements a WHERE a.id = $1"
@@ -85,13 +81,8 @@ def to_json(row: Mapping[str, Any]) -> dict[str, Any]:
 
 # One achievement, and whether curator $2's scope covers its owner: one statement for a
 # curator's get, as one is for everyone else's (tests.bench C2).
-BY_ID_FOR_CURATOR = f"""
-WITH RECURSIVE {SCOPE_CTE.format(curator="$2")}
-SELECT a.*, {DISPLAY}, EXISTS (
-    SELECT 1 FROM users u WHERE u.id = a.owner_id AND (u.org_unit_id IN (SELECT id FROM subtree)
-        OR (u.org_unit_id IS NULL AND EXISTS (SELECT 1 FROM subtree WHERE is_root)))
-) AS in_reach FROM achievements a WHERE a.id = $1
-"""
+BY_ID_FOR_CURATOR = (f"SELECT {COLUMNS}, {DISPLAY}, {scope_covers('$2', 'a.owner_id')} AS in_reach "
+                     "FROM achievements a WHERE a.id = $1")
 
 
 async def by_id_for_curator(achievement_id: uuid.UUID, curator_id: uuid.UUID) -> Mapping[str, Any] | None:
@@ -176,6 +167,9 @@ class AchievementFilter:
     sort: str = "-date"
     reach: Reach | None = None  # a curator's scope (see service.university); None: no limit
     exclude_owner_id: uuid.UUID | None = None  # the review queue leaves out the reviewer's own
+    # The owner's name when the caller knows it (their own list: read with the session), so
+    # a page needs no look-up per row for it.
+    owner_name: str | None = dataclasses.field(default=None, compare=False)
 
 
     def where(self) -> tuple[str, list[Any]]:
@@ -207,21 +201,20 @@ class AchievementFilter:
             add("title_key LIKE lower({})", f"%{escaped}%")  # the database's case rule, as title_key
         return (" AND ".join(clauses) or "TRUE"), params
 
-    def owners_in_reach(self, params: list[Any]) -> str | None:
-        """The SQL selecting the ids of the students in reach (None: no limit), its parameters
-        appended to ``params``. A curator's scope is walked inside the statement that uses it."""
+    def owners_in_reach(self, params: list[Any], columns: str = "u.id") -> str | None:
+        """The SQL selecting ``columns`` of the students (``u``) in reach (None: no limit), its
+        parameters appended to ``params``. A curator's scope is looked up inside the statement
+        that uses it."""
         reach = self.reach
         if reach is not None and reach.curator_id is not None:
             params.append(reach.curator_id)
-            return (f"WITH RECURSIVE {SCOPE_CTE.format(curator=f'${len(params)}')} "
-                    "SELECT u.id FROM users u WHERE u.org_unit_id IN (SELECT id FROM subtree) "
-                    "OR (u.org_unit_id IS NULL AND EXISTS (SELECT 1 FROM subtree WHERE is_root))")
+            return scope_members(f"${len(params)}", columns)
         if reach is not None and not reach.everyone:
             params.append(sorted(reach.units))
-            members = f"org_unit_id = ANY(${len(params)}::uuid[])"
-            if reach.includes_root_members:
-                members += " OR org_unit_id IS NULL"
-            return f"SELECT id FROM users WHERE {members}"
+            members = f"SELECT {columns} FROM users u WHERE u.org_unit_id = ANY(${len(params)}::uuid[])"
+            if reach.includes_root_members:  # a branch of its own, not an OR: two index scans
+                members += f" UNION ALL SELECT {columns} FROM users u WHERE u.org_unit_id IS NULL"
+            return members
         return None
 
     def scope(self) -> str:
@@ -236,39 +229,55 @@ class AchievementFilter:
         return column, kind, self.sort.startswith("-")
 
 
-def page_queries(filt: AchievementFilter, limit: int, position: tuple[Any, uuid.UUID] | None = None
-                 ) -> tuple[tuple[str, list[Any]], tuple[str, list[Any]]]:
+def page_queries(filt: AchievementFilter, limit: int, position: tuple[Any, uuid.UUID] | None = None,
+                 with_total: bool = True) -> tuple[tuple[str, list[Any]], tuple[str, list[Any]]]:
     """The SQL of one page (keyset: after ``position``, one row more than ``limit`` to tell
-    whether another page follows) and of the total, with their parameters.
+    whether another page follows) and of the total alone, with their parameters.
+
+    With ``with_total`` each row of the page also carries the total (column ``total``: an
+    uncorrelated subquery, computed once), so a list is one statement, page and total read
+    in one snapshot; the total alone serves a page past the end, which has no row to carry it.
 
     Within a curator's scope the page is the top rows of each student in reach, merged
     (LATERAL over the owner-first indexes): a plain filter on the owners would walk everyone's
-    achievements in sort order to find the few in scope (tests.bench C1)."""
+    achievements in sort order to find the few in scope (tests.bench C1). The students in
+    reach are looked up once per statement (a materialised CTE), with their names."""
     column, _, descending = filt.order
     op, direction = ("<", "DESC") if descending else (">", "ASC")
     order = f"ORDER BY {column} {direction}, id {direction} LIMIT {int(limit) + 1}"
-    outer_order = f"ORDER BY a.{column} {direction}, a.id {direction}"
     scoped = dataclasses.replace(filt, reach=None)
     where, params = scoped.where()
     page_where, page_params = where, list(params)
     if position is not None:
         page_where = f"{where} AND ({column}, id) {op} (${len(params) + 1}, ${len(params) + 2})"
         page_params += list(position)
-    owners = filt.owners_in_reach(page_params)
+    owners = filt.owners_in_reach(page_params, "u.id, u.full_name")
     if owners is None:
-        page_sql = with_display(f"SELECT {COLUMNS}, title_key FROM achievements WHERE {page_where} {order}",
-                                outer_order)
+        total = f", (SELECT count(*) FROM achievements WHERE {where}) AS total" if with_total else ""
+        # The display data in the page's own select list: PostgreSQL evaluates such subqueries
+        # after the LIMIT, for the rows of the page only.
+        display = DISPLAY
+        if filt.owner_name is not None and filt.owner_id is not None:
+            page_params.append(filt.owner_name)
+            display = f"${len(page_params)}::text AS owner_name, {TYPE_AND_REVIEWER}"
+        page_sql = f"SELECT {COLUMNS}, title_key, {display}{total} FROM achievements a WHERE {page_where} {order}"
         count_sql = f"SELECT count(*) AS n FROM achievements WHERE {where}"
         return (page_sql, page_params), (count_sql, params)
-    page_sql = with_display(
-        f"SELECT a.* FROM unnest(ARRAY({owners})) AS o(owner) CROSS JOIN LATERAL ("
-        f"SELECT {COLUMNS}, title_key FROM achievements WHERE owner_id = o.owner AND {page_where} {order}"
-        f") AS a {order}", outer_order)
+
+    def count_of(owners_sql: str) -> str:
+        # A count per student (a correlated subquery: an index scan each), summed.
+        return (f"SELECT coalesce(sum((SELECT count(*) FROM achievements WHERE owner_id = o.owner AND {where})), 0)"
+                f"::bigint AS n FROM ({owners_sql}) AS o(owner)")
+
+    total = f", ({count_of('SELECT id FROM owners')}) AS total" if with_total else ""
+    # The students in reach with their names (the page's owner_name without a look-up per row).
+    page_sql = (
+        f"WITH owners(id, name) AS MATERIALIZED ({owners}) "
+        f"SELECT a.*, {TYPE_AND_REVIEWER}{total} FROM (SELECT a.*, o.name AS owner_name FROM owners o "
+        f"CROSS JOIN LATERAL (SELECT {COLUMNS}, title_key FROM achievements WHERE owner_id = o.id "
+        f"AND {page_where} {order}) AS a {order}) AS a ORDER BY a.{column} {direction}, a.id {direction}")
     count_params = list(params)
-    count_owners = filt.owners_in_reach(count_params)
-    # A count per student (a correlated subquery: an index scan each), summed.
-    count_sql = (f"SELECT coalesce(sum((SELECT count(*) FROM achievements WHERE owner_id = o.owner AND {where})), 0)"
-                 f"::bigint AS n FROM unnest(ARRAY({count_owners})) AS o(owner)")
+    count_sql = count_of(filt.owners_in_reach(count_params))
     return (page_sql, page_params), (count_sql, count_params)
 
 
@@ -283,13 +292,20 @@ async def page(cursors: Cursors, filt: AchievementFilter, limit: int, cursor: st
                with_total: bool = True) -> Page:
     column, kind, _ = filt.order
     position = parse_position(kind, cursors.decode(filt.scope(), cursor)) if cursor else None
-    (page_sql, page_params), (count_sql, count_params) = page_queries(filt, limit, position)
+    (page_sql, page_params), (count_sql, count_params) = page_queries(filt, limit, position, with_total)
     rows = await fetch(page_sql, *page_params)
+    total = None
+    if with_total:
+        if rows:
+            total = rows[0]["total"]
+        elif position is None:
+            total = 0  # not even a first page: nothing matches
+        else:  # a page past the end
+            total = (await fetch(count_sql, *count_params))[0]["n"]
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = cursors.encode(filt.scope(), position_of(rows[-1][column], rows[-1]["id"]))
-    total = (await fetch(count_sql, *count_params))[0]["n"] if with_total else None
     return Page(rows, next_cursor, total)
 
 

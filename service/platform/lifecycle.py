@@ -42,7 +42,6 @@ from typing import Any
 from sanic import Sanic
 from sanic.exceptions import SanicException
 from sanic.request import Request
-from sanic.signals import Event
 
 log = logging.getLogger("service.platform.lifecycle")
 
@@ -72,7 +71,7 @@ def setup_lifecycle(app: Sanic) -> None:
         nonlocal draining
         draining = True
 
-    @app.signal(Event.HTTP_LIFECYCLE_RESPONSE)
+    @app.on_response(priority=-200)
     async def close_connection_after_response(request: Request, response: Any) -> None:
         # Sanic closes idle keep-alive connections once, as the drain begins; a connection
         # whose request was in flight would stay open (and the worker up) for the whole

@@ -1,13 +1,17 @@
 """Logs as JSON lines on stdout: one object per line, control characters escaped.
 
 Every request writes one line, so the path is kept cheap: the logging module is told
-not to collect what no line shows (caller, thread and process names), and the
-timestamp is formatted without building a datetime.
+not to collect what no line shows (caller, thread and process names), the timestamp is
+formatted without building a datetime, and the lines of one event-loop tick leave in one
+write (tests.bench: a flushed write per line was a twentieth of a small request's CPU).
 """
 
 from __future__ import annotations
 
+import asyncio
+import io
 import logging
+import os
 import sys
 import time
 
@@ -26,6 +30,9 @@ def _timestamp(created: float) -> str:
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        return self.line(record).decode()
+
+    def line(self, record: logging.LogRecord) -> bytes:
         entry = {
             "ts": _timestamp(record.created),
             "level": record.levelname,
@@ -38,9 +45,66 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         try:
-            return orjson.dumps(entry, default=str).decode()
+            return orjson.dumps(entry, default=str)
         except orjson.JSONEncodeError:  # undecodable header bytes: replaced, never the line lost
-            return orjson.dumps(scrub(entry), default=str).decode()
+            return orjson.dumps(scrub(entry), default=str)
+
+
+class JsonLinesHandler(logging.Handler):
+    """Writes records as JSON lines to a file descriptor. Inside an event loop the lines
+    emitted during one tick are written together right after it (``call_soon``), so many
+    requests finishing at once cost one system call; anywhere else a line is written at
+    once. ``flush`` (called by ``logging.shutdown`` at exit) writes whatever is pending."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self.fd = fd
+        self._pending: list[bytes] = []
+        self._scheduled = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            formatter = self.formatter
+            if isinstance(formatter, JsonFormatter):
+                data = formatter.line(record) + b"\n"
+            else:
+                data = (self.format(record) + "\n").encode("utf-8", "backslashreplace")
+            self._pending.append(data)
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            if not self._scheduled:
+                self._scheduled = True
+                loop.call_soon(self.flush)
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        with self.lock:
+            self._scheduled = False
+            if not self._pending:
+                return
+            data = memoryview(b"".join(self._pending))
+            self._pending.clear()
+            while data:
+                try:
+                    data = data[os.write(self.fd, data):]
+                except InterruptedError:
+                    continue
+                except OSError:  # stdout gone: nothing to write to
+                    return
+
+
+def stdout_handler() -> logging.Handler:
+    """Our line writer on stdout's descriptor; a plain stream handler where stdout has none
+    (a test capturing ``sys.stdout``)."""
+    try:
+        sys.stdout.flush()
+        return JsonLinesHandler(sys.stdout.fileno())
+    except (AttributeError, io.UnsupportedOperation, ValueError):
+        return logging.StreamHandler(sys.stdout)
 
 
 def setup_logging(level: str = "INFO") -> None:
@@ -50,7 +114,7 @@ def setup_logging(level: str = "INFO") -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = logging.StreamHandler(sys.stdout)
+    handler = stdout_handler()
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
