@@ -42,16 +42,17 @@ def scope_members(curator: str, columns: str = "u.id") -> str:
 
 
 def scope_covers(curator: str, owner: str) -> str:
-    """Whether curator ``curator``'s scopes cover user ``owner`` (a boolean expression)."""
-    return ("EXISTS (SELECT 1 FROM users u JOIN org_unit_closure c ON c.descendant_id = "
-            f"coalesce(u.org_unit_id, {ROOT}) JOIN curator_scopes s ON s.org_unit_id = c.ancestor_id "
-            f"AND s.user_id = {curator} WHERE u.id = {owner})")
+    """Whether curator ``curator``'s scopes cover user ``owner``, who exists (a boolean
+    expression: index probes, measured cheaper than a join through users)."""
+    return ("EXISTS (SELECT 1 FROM curator_scopes s JOIN org_unit_closure c ON c.ancestor_id = s.org_unit_id "
+            f"WHERE s.user_id = {curator} AND c.descendant_id = "
+            f"coalesce((SELECT org_unit_id FROM users WHERE id = {owner}), {ROOT}))")
 
 
 # The units curator $1's scopes cover, the root marked.
 SCOPE_SUBTREE = (f"SELECT DISTINCT c.descendant_id AS id, c.descendant_id = {ROOT} AS is_root FROM curator_scopes s "
                  "JOIN org_unit_closure c ON c.ancestor_id = s.org_unit_id WHERE s.user_id = $1")
-COVERS = f"SELECT {scope_covers('$1', '$2')} AS covered"
+COVERS = f"SELECT EXISTS (SELECT 1 FROM users WHERE id = $2) AND {scope_covers('$1', '$2')} AS covered"
 
 
 async def curator_covers(curator_id: uuid.UUID, user_id: uuid.UUID) -> bool:

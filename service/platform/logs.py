@@ -22,10 +22,16 @@ from service.platform.jsonutil import scrub
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
 
+_second: tuple[int, str] = (-1, "")  # the last second formatted, and its text
+
+
 def _timestamp(created: float) -> str:
+    global _second
     seconds = int(created)
     millis = int((created - seconds) * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    if _second[0] != seconds:  # a new second: format it once, not once per line
+        _second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+    return f"{_second[1]}.{millis:03d}Z"
 
 
 class JsonFormatter(logging.Formatter):
