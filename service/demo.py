@@ -11,6 +11,8 @@ import uuid
 
 from models import Achievement, AchievementType, CuratorScope, OrgUnit, OrgUnitKind, Role, RuleSet, User
 from models.enums import Decision, RuleSetStatus, Status
+from service import audit
+from service.context import RequestContext
 from service.passwords import hash_password
 from service.platform.database import close_database, open_database, transaction
 
@@ -71,6 +73,10 @@ def _progress(label: str, done: int, total: int) -> None:
     sys.stderr.flush()
 
 
+# Who the audit log names for what seed-demo writes (no HTTP request, no signed-in actor).
+CONTEXT = RequestContext(request_id="cli-seed-demo", ip="cli", user_agent="seed-demo")
+
+
 async def seed_demo(settings, *, students: int = 20, per_student: int = 25) -> None:
     students, per_student = max(1, min(students, 100_000)), max(0, min(per_student, 1000))
     password = "demo-" + secrets.token_urlsafe(9)
@@ -94,7 +100,11 @@ async def seed_demo(settings, *, students: int = 20, per_student: int = 25) -> N
         owners = await User.filter(email__in=emails).order_by("email").values("id", "email", "org_unit_id")
         for index, owner in enumerate(owners):  # students without a group join one, round robin
             if owner["org_unit_id"] is None:
-                await User.filter(id=owner["id"]).update(org_unit_id=groups[index % len(groups)])
+                group = groups[index % len(groups)]
+                async with transaction() as tx:
+                    await User.filter(id=owner["id"]).using_db(tx).update(org_unit_id=group)
+                    await audit.record(tx, CONTEXT, "admin.user.updated", target_type="user", target_id=owner["id"],
+                                       details={"org_unit_id": [None, str(group)]})
         types = dict(await AchievementType.filter(is_active=True).values_list("slug", "category"))
         slugs = [s for s in TITLES if s in types] or list(types)
         today = dt.date.today()
@@ -133,20 +143,32 @@ async def _demo_university(settings, password: str) -> list:
     root = await OrgUnit.get(parent_id=None)
     groups = []
     for number, (faculty_name, group_names) in enumerate(FACULTIES.items(), 1):
-        faculty, _ = await OrgUnit.get_or_create(name=faculty_name, parent_id=root.id,
-                                                 defaults={"id": uuid.uuid4(), "kind": OrgUnitKind.FACULTY})
+        faculty = await _demo_unit(faculty_name, OrgUnitKind.FACULTY, root.id)
         for name in group_names:
-            group, _ = await OrgUnit.get_or_create(name=name, parent_id=faculty.id,
-                                                   defaults={"id": uuid.uuid4(), "kind": OrgUnitKind.GROUP})
-            groups.append(group.id)
+            groups.append((await _demo_unit(name, OrgUnitKind.GROUP, faculty.id)).id)
         email = f"demo-curator-{number}@example.org"
         curator = await User.get_or_none(email=email)
         if curator is None:
             curator = await User.create(id=uuid.uuid4(), email=email, role=Role.CURATOR,
                                         password_hash=await hash_password(password, settings.bcrypt_rounds),
                                         full_name=f"Tutor of the {faculty_name}")
-        await CuratorScope.get_or_create(user_id=curator.id, org_unit_id=faculty.id)
+        async with transaction() as tx:
+            _, created = await CuratorScope.get_or_create(user_id=curator.id, org_unit_id=faculty.id, using_db=tx)
+            if created:
+                await audit.record(tx, CONTEXT, "admin.user.scopes_updated", target_type="user",
+                                   target_id=curator.id, details={"added": [str(faculty.id)], "removed": []})
     return groups
+
+
+async def _demo_unit(name: str, kind: OrgUnitKind, parent_id: uuid.UUID) -> OrgUnit:
+    """The unit ``name`` under the parent, created (and audited) unless an earlier run did."""
+    async with transaction() as tx:
+        unit, created = await OrgUnit.get_or_create(name=name, parent_id=parent_id, using_db=tx,
+                                                    defaults={"id": uuid.uuid4(), "kind": kind})
+        if created:
+            await audit.record(tx, CONTEXT, "org_unit.created", target_type="org_unit", target_id=unit.id,
+                               details={"kind": str(kind), "parent_id": str(parent_id), "name": name})
+    return unit
 
 
 async def _demo_rule_set(today: dt.date) -> None:

@@ -110,11 +110,16 @@ def test_seed_demo_twice(api, database_url):
                    )[0]["n"] == 0
     published = api.sql("SELECT count(*) AS n FROM rule_sets WHERE status = 'published'")[0]["n"]
     assert published == 1  # a rating shows at once
+    # The audit log records the university it built, as if an admin had: units, scopes, membership.
+    audited = "SELECT action, count(*) AS n FROM audit_events WHERE request_id = 'cli-seed-demo' GROUP BY action"
+    assert {r["action"]: r["n"] for r in api.sql(audited)} == {
+        "org_unit.created": 9, "admin.user.scopes_updated": 3, "admin.user.updated": 3}
     second = run_cli("seed-demo", "--students", "3", "--per-student", "7", env=env)
     assert second.returncode == 0, second.stderr
     assert api.sql("SELECT count(*) AS n FROM achievements")[0]["n"] == count
     assert [(r["kind"], r["n"]) for r in api.sql(university)] == [("faculty", 3), ("group", 6), ("university", 1)]
     assert api.sql("SELECT count(*) AS n FROM rule_sets")[0]["n"] == 1
+    assert {r["action"]: r["n"] for r in api.sql(audited)}["org_unit.created"] == 9  # nothing new: nothing audited
 
 
 def test_production_app_refuses_short_secret(database_url):
