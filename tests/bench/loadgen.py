@@ -113,7 +113,7 @@ class Wrk:
               timeout: float = 10.0, env: dict[str, str] | None = None) -> subprocess.Popen:
         """Start one wrk run in the background; ``collect`` waits for it (bounded)."""
         assert url.startswith("http://127.0.0.1:"), "load goes to this machine only"
-        command = [self.binary, "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
+        command = [self.binary, "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
                    "--timeout", f"{timeout:g}s", "-s", str(self.workdir / f"{script}.lua"), url]
         return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env={**os.environ, **(env or {})})
