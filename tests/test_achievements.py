@@ -285,6 +285,21 @@ def test_pagination_walks_every_row_once_under_concurrent_inserts(api, student):
     assert originals <= set(seen)
 
 
+def test_a_page_past_the_end_still_reports_the_total(api, student, users):
+    """A page carries its total in its rows; an empty later page (its rows deleted meanwhile)
+    must still say how many match, for the student's own list and a curator's list alike."""
+    curator = users.signed_in("curator")
+    first, second = create(api, student, n=1, date="2025-02-01"), create(api, student, n=2, date="2025-01-01")
+    own = api.get(f"{URL}?limit=1", token=student["token"]).json
+    staff = api.get(f"{URL}?limit=1&owner=any", token=curator["token"]).json
+    assert own["items"][0]["id"] == first["id"] and own["total"] == staff["total"] == 2
+    api.sql("DELETE FROM achievements WHERE id = $1", uuid.UUID(second["id"]))
+    for token, page in ((student["token"], own), (curator["token"], staff)):
+        later = api.get(f"{URL}?limit=1{'&owner=any' if page is staff else ''}&cursor={page['next_cursor']}",
+                        token=token).json
+        assert later["items"] == [] and later["total"] == 1 and later["next_cursor"] is None
+
+
 def test_cursor_from_other_sort_or_filter_refused(api, student):
     for n in range(3):
         create(api, student, n=n)
