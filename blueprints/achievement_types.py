@@ -10,13 +10,12 @@ from sanic.request import Request
 from sanic_ext import openapi
 
 from blueprints.docs import PROTECTED, ok, problems
-from blueprints.schemas import TYPE_LIST_SCHEMA, TYPE_SCHEMA
+from blueprints.schemas import TYPE, TYPE_LIST
 from models.enums import SLUG_PATTERN, Category, literal
 from service import catalogue
 from service.authn import require_role
 from service.context import context_of
 from service.errors import NotFound
-from service.platform.jsonutil import json_response
 from service.platform.validation import Body, Query, json_body, not_null, patch_changes, trimmed
 
 bp = Blueprint("achievement_types", url_prefix="/achievement-types")
@@ -39,35 +38,35 @@ class AchievementTypePatch(Body):
 @openapi.summary("The achievement-type catalogue, inactive types included")
 @openapi.tag("achievement-types")
 @openapi.secured("bearer")
-@ok(200, TYPE_LIST_SCHEMA, "All types")
+@ok(200, TYPE_LIST, "All types")
 @problems(*PROTECTED)
 async def list_types(request: Request):
     Query(request, set())
-    return json_response({"items": await catalogue.list_types()})
+    return TYPE_LIST.response({"items": await catalogue.list_types()})
 
 
 @bp.post("/")
 @openapi.summary("Add an achievement type (admin)")
 @openapi.tag("achievement-types")
 @openapi.secured("bearer")
-@ok(201, TYPE_SCHEMA, "Created")
+@ok(201, TYPE, "Created")
 @problems(*PROTECTED, 403, 409, 413, 415, 422)
 @require_role("admin")
 @json_body(AchievementTypeCreate)
 async def create_type(request: Request, body: AchievementTypeCreate):
     row = await catalogue.create_type(context_of(request), body.slug, body.name, body.category, body.is_active)
-    return json_response(row, status=201, headers={"Location": f"/api/v1/achievement-types/{row['slug']}"})
+    return TYPE.response(row, status=201, headers={"Location": f"/api/v1/achievement-types/{row['slug']}"})
 
 
 @bp.patch("/<slug>")
 @openapi.summary("Rename or (de)activate an achievement type (admin)")
 @openapi.tag("achievement-types")
 @openapi.secured("bearer")
-@ok(200, TYPE_SCHEMA, "Updated")
+@ok(200, TYPE, "Updated")
 @problems(*PROTECTED, 403, 404, 413, 415, 422)
 @require_role("admin")
 @json_body(AchievementTypePatch, media_types=("application/json", "application/merge-patch+json"))
 async def update_type(request: Request, slug: str, body: AchievementTypePatch):
     if len(slug) > 64:
         raise NotFound("No such achievement type.")
-    return json_response(await catalogue.update_type(context_of(request), slug, patch_changes(body)))
+    return TYPE.response(await catalogue.update_type(context_of(request), slug, patch_changes(body)))

@@ -14,21 +14,14 @@ from sanic_ext import openapi
 from sanic_ext.extensions.openapi.types import Array, String
 
 from blueprints.docs import CURSOR, DATE, LIMIT, PROTECTED, choice, ok, problems, query, text
-from blueprints.schemas import (
-    ACHIEVEMENT_PAGE_SCHEMA,
-    ACHIEVEMENT_SCHEMA,
-    BATCH_RESULT_SCHEMA,
-    EXPORT_JSON_SCHEMA,
-    REVIEW_HISTORY_SCHEMA,
-    STATS_SCHEMA,
-)
+from blueprints.schemas import ACHIEVEMENT, ACHIEVEMENT_PAGE, BATCH_RESULT, EXPORT_JSON, REVIEW_HISTORY, STATS
 from models.enums import SLUG_PATTERN, Category, Decision, Status, literal, values
 from service.achievements import exports, queries, rules, usecases
 from service.authn import current_user, parse_uuid_or_404, require_role
 from service.context import context_of
 from service.errors import BadRequest
 from service.platform.edge import body_limit
-from service.platform.jsonutil import dumps, json_response, uuid_or_none
+from service.platform.jsonutil import uuid_or_none
 from service.platform.validation import (
     NOT_BLANK_TEXT,
     Body,
@@ -140,7 +133,7 @@ def _item_response(request: Request, row, status: int = 200) -> HTTPResponse:
         return HTTPResponse(status=304, headers=headers)
     if status == 201:
         headers["Location"] = _location(row)
-    return json_response(queries.to_json(row), status=status, headers=headers)
+    return ACHIEVEMENT.response(queries.to_json(row), status=status, headers=headers)
 
 
 def _preconditions(request: Request) -> rules.Preconditions:
@@ -226,15 +219,15 @@ async def achievement_filter(query: Query, user, *, status: Status | None = None
 @openapi.secured("bearer")
 @_list_parameters
 @IF_NONE_MATCH_READ
-@ok(200, ACHIEVEMENT_PAGE_SCHEMA, "A page of achievements")
+@ok(200, ACHIEVEMENT_PAGE, "A page of achievements")
 @openapi.response(304, description="Not modified (If-None-Match)")
 @problems(*PROTECTED, 403)
 async def list_achievements(request: Request):
     query, filt = await _filter(request)
     limit = query.int("limit", 20, 1, 100)
     result = await queries.page(request.app.ctx.cursors, filt, limit, query.cursor())
-    payload = dumps({"items": [queries.to_json(r) for r in result.rows],
-                     "next_cursor": result.next_cursor, "total": result.total})
+    payload = ACHIEVEMENT_PAGE.dump({"items": [queries.to_json(r) for r in result.rows],
+                                     "next_cursor": result.next_cursor, "total": result.total})
     etag = rules.body_etag(payload)
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if rules.none_match(request.headers.getone("if-none-match", None), etag):
@@ -246,7 +239,7 @@ async def list_achievements(request: Request):
 @openapi.summary("Record an achievement")
 @openapi.tag("achievements")
 @openapi.secured("bearer")
-@ok(201, ACHIEVEMENT_SCHEMA, "Created; Location and ETag headers point at it")
+@ok(201, ACHIEVEMENT, "Created; Location and ETag headers point at it")
 @problems(*PROTECTED, 409, 413, 415, 422)
 @json_body(AchievementCreate, checks=_type_checks)
 async def create_achievement(request: Request, body: AchievementCreate):
@@ -259,13 +252,13 @@ async def create_achievement(request: Request, body: AchievementCreate):
 @openapi.summary("Import 1-5000 achievements at once, all or nothing")
 @openapi.tag("achievements")
 @openapi.secured("bearer")
-@ok(201, BATCH_RESULT_SCHEMA, "All items were created; ids in item order")
+@ok(201, BATCH_RESULT, "All items were created; ids in item order")
 @problems(*PROTECTED, 409, 413, 415, 422)
 @json_body(AchievementBatch, checks=_batch_type_checks)
 async def create_batch(request: Request, body: AchievementBatch):
     ids = await usecases.create_batch(context_of(request), current_user(request),
                                           [item.model_dump() for item in body.items], _quota(request))
-    return json_response({"created": len(ids), "ids": ids}, status=201)
+    return BATCH_RESULT.response({"created": len(ids), "ids": ids}, status=201)
 
 
 @bp.get("/export")
@@ -274,7 +267,7 @@ async def create_batch(request: Request, body: AchievementBatch):
 @openapi.secured("bearer")
 @query("format", choice(*EXPORT_TYPES), "csv (default), json or xlsx")
 @_list_parameters
-@openapi.response(200, {"text/csv": {"type": "string"}, "application/json": EXPORT_JSON_SCHEMA,
+@openapi.response(200, {"text/csv": {"type": "string"}, "application/json": EXPORT_JSON.schema,
                         XLSX: {"type": "string", "format": "binary"}},
                   "The file, as an attachment")
 @problems(*PROTECTED, 403)
@@ -301,7 +294,7 @@ async def export(request: Request):
         await response.send(b'{"items":[')
         separator = b""
         async for rows in queries.all_pages(cursors, filt):
-            await response.send(separator + b",".join(dumps(queries.to_json(r)) for r in rows))
+            await response.send(separator + b",".join(ACHIEVEMENT.dump(queries.to_json(r)) for r in rows))
             separator = b","
         await response.send(b"]}")
     await response.eof()
@@ -313,24 +306,24 @@ async def export(request: Request):
 @openapi.secured("bearer")
 @query("owner", OWNER, OWNER_DESCRIPTION)
 @query("org_unit", String(format="uuid"), "staff only: count the students of this unit's subtree (in scope)")
-@ok(200, STATS_SCHEMA, "The counts")
+@ok(200, STATS, "The counts")
 @problems(*PROTECTED, 403, 404)
 async def stats(request: Request):
     query = Query(request, {"owner", "org_unit"})
     filt = await achievement_filter(query, current_user(request), org_unit=True)
-    return json_response(await queries.stats(filt), headers={"Cache-Control": "no-store"})
+    return STATS.response(await queries.stats(filt), headers={"Cache-Control": "no-store"})
 
 
 @bp.get("/<achievement_id>/reviews")
 @openapi.summary("The review history, newest first (whoever may read the achievement)")
 @openapi.tag("achievements")
 @openapi.secured("bearer")
-@ok(200, REVIEW_HISTORY_SCHEMA, "Every decision with the version it judged")
+@ok(200, REVIEW_HISTORY, "Every decision with the version it judged")
 @problems(*PROTECTED, 404)
 async def list_reviews(request: Request, achievement_id: str):
     Query(request, set())
     items = await usecases.reviews(current_user(request), parse_uuid_or_404(achievement_id))
-    return json_response({"items": items}, headers={"Cache-Control": "no-store"})
+    return REVIEW_HISTORY.response({"items": items}, headers={"Cache-Control": "no-store"})
 
 
 @bp.get("/<achievement_id>")
@@ -338,7 +331,7 @@ async def list_reviews(request: Request, achievement_id: str):
 @openapi.tag("achievements")
 @openapi.secured("bearer")
 @IF_NONE_MATCH_READ
-@ok(200, ACHIEVEMENT_SCHEMA, "The achievement, with its ETag")
+@ok(200, ACHIEVEMENT, "The achievement, with its ETag")
 @openapi.response(304, description="Not modified (If-None-Match)")
 @problems(*PROTECTED, 404)
 async def get_achievement(request: Request, achievement_id: str):
@@ -353,7 +346,7 @@ async def get_achievement(request: Request, achievement_id: str):
 @openapi.secured("bearer")
 @if_match()
 @IF_NONE_MATCH_WRITE
-@ok(200, ACHIEVEMENT_SCHEMA, "The updated achievement")
+@ok(200, ACHIEVEMENT, "The updated achievement")
 @problems(*PROTECTED, 403, 404, 409, 412, 413, 415, 422)
 @json_body(AchievementCreate, checks=_type_checks)
 async def replace_achievement(request: Request, achievement_id: str, body: AchievementCreate):
@@ -369,7 +362,7 @@ async def replace_achievement(request: Request, achievement_id: str, body: Achie
 @openapi.secured("bearer")
 @if_match()
 @IF_NONE_MATCH_WRITE
-@ok(200, ACHIEVEMENT_SCHEMA, "The updated achievement")
+@ok(200, ACHIEVEMENT, "The updated achievement")
 @problems(*PROTECTED, 403, 404, 409, 412, 413, 415, 422)
 @json_body(AchievementPatch, media_types=MERGE_PATCH, rules=_patch_rules, checks=_type_checks)
 async def patch_achievement(request: Request, achievement_id: str, body: AchievementPatch):
@@ -399,7 +392,7 @@ async def delete_achievement(request: Request, achievement_id: str):
 @openapi.secured("bearer")
 @if_match(required=True)
 @IF_NONE_MATCH_WRITE
-@ok(200, ACHIEVEMENT_SCHEMA, "The reviewed achievement")
+@ok(200, ACHIEVEMENT, "The reviewed achievement")
 @problems(*PROTECTED, 403, 404, 412, 413, 415, 422, 428)
 @require_role("curator", "admin")
 @json_body(ReviewCreate, rules=_review_rules)

@@ -9,14 +9,14 @@ from sanic import Blueprint
 from sanic.request import Request
 from sanic_ext import openapi
 
-from blueprints.docs import CURSOR, DATE_TIME, LIMIT, PROTECTED, USER_SCHEMA, UUID, choice, ok, problems, query, text
-from blueprints.schemas import AUDIT_PAGE_SCHEMA, SCOPES_SCHEMA, USER_PAGE_SCHEMA
+from blueprints.docs import CURSOR, DATE_TIME, LIMIT, PROTECTED, UUID, choice, ok, problems, query, text
+from blueprints.schemas import AUDIT_PAGE, SCOPES, USER, USER_PAGE
 from models.enums import Role, literal, values
 from service import administration, university
 from service.authn import current_user, parse_uuid_or_404, require_role
 from service.context import context_of
 from service.errors import ValidationFailed
-from service.platform.jsonutil import json_response, uuid_or_none
+from service.platform.jsonutil import uuid_or_none
 from service.platform.validation import Body, Query, json_body, not_null, patch_changes
 
 bp = Blueprint("admin", url_prefix="/admin")
@@ -73,7 +73,7 @@ def _params(names: dict[str, tuple]):
           "role": (choice(*values(Role)), "student, curator or admin"),
           "is_active": (choice("true", "false"), "true or false"),
           "limit": (LIMIT, "1-100 (default 20)"), "cursor": (CURSOR, "opaque, from next_cursor")})
-@ok(200, USER_PAGE_SCHEMA, "A page of users, newest first")
+@ok(200, USER_PAGE, "A page of users, newest first")
 @problems(*PROTECTED, 403)
 @require_role("admin")
 async def list_users(request: Request):
@@ -81,15 +81,15 @@ async def list_users(request: Request):
     role = query.choice("role", values(Role))
     filt = administration.UserFilter(q=query.text("q", 254), role=Role(role) if role else None,
                                      is_active=query.boolean("is_active"))
-    return json_response(await administration.list_users(request.app.ctx.cursors, filt,
-                                                         query.int("limit", 20, 1, 100), query.cursor()))
+    return USER_PAGE.response(await administration.list_users(request.app.ctx.cursors, filt,
+                                                       query.int("limit", 20, 1, 100), query.cursor()))
 
 
 @bp.patch("/users/<user_id>")
 @openapi.summary("Change a user's role or active flag (admin); revokes their sessions")
 @openapi.tag("admin")
 @openapi.secured("bearer")
-@ok(200, USER_SCHEMA, "The updated user")
+@ok(200, USER, "The updated user")
 @problems(*PROTECTED, 403, 404, 409, 413, 415, 422)
 @require_role("admin")
 @json_body(UserPatch, checks=_membership_checks, media_types=("application/json", "application/merge-patch+json"))
@@ -103,32 +103,32 @@ async def update_user(request: Request, user_id: str, body: UserPatch):
         changes["org_unit_id"] = uuid_or_none(unit) if unit is not None else None
     user = await administration.update_user(context_of(request), current_user(request),
                                             parse_uuid_or_404(user_id), changes)
-    return json_response(user)
+    return USER.response(user)
 
 
 @bp.get("/users/<user_id>/scopes")
 @openapi.summary("The org units a curator is responsible for (admin)")
 @openapi.tag("admin")
 @openapi.secured("bearer")
-@ok(200, SCOPES_SCHEMA, "The curator's scopes (each covers its unit's subtree)")
+@ok(200, SCOPES, "The curator's scopes (each covers its unit's subtree)")
 @problems(*PROTECTED, 403, 404)
 @require_role("admin")
 async def get_scopes(request: Request, user_id: str):
     Query(request, set())
-    return json_response(await university.scopes_of(parse_uuid_or_404(user_id)))
+    return SCOPES.response(await university.scopes_of(parse_uuid_or_404(user_id)))
 
 
 @bp.put("/users/<user_id>/scopes")
 @openapi.summary("Set the org units a curator is responsible for (admin); applies on the next request")
 @openapi.tag("admin")
 @openapi.secured("bearer")
-@ok(200, SCOPES_SCHEMA, "The curator's scopes")
+@ok(200, SCOPES, "The curator's scopes")
 @problems(*PROTECTED, 403, 404, 409, 413, 415, 422)
 @require_role("admin")
 @json_body(CuratorScopesUpdate)
 async def set_scopes(request: Request, user_id: str, body: CuratorScopesUpdate):
     units = _unit_ids(body.org_unit_ids, "org_unit_ids")
-    return json_response(await university.set_scopes(context_of(request), parse_uuid_or_404(user_id), units))
+    return SCOPES.response(await university.set_scopes(context_of(request), parse_uuid_or_404(user_id), units))
 
 
 @bp.get("/audit-events")
@@ -139,7 +139,7 @@ async def set_scopes(request: Request, user_id: str, body: CuratorScopesUpdate):
           "target_id": (text(128), "a target id"), "since": (DATE_TIME, "RFC 3339, inclusive"),
           "until": (DATE_TIME, "RFC 3339, inclusive"), "limit": (LIMIT, "1-100 (default 50)"),
           "cursor": (CURSOR, "opaque, from next_cursor")})
-@ok(200, AUDIT_PAGE_SCHEMA, "A page of audit events")
+@ok(200, AUDIT_PAGE, "A page of audit events")
 @problems(*PROTECTED, 403)
 @require_role("admin")
 async def list_audit_events(request: Request):
@@ -147,5 +147,5 @@ async def list_audit_events(request: Request):
     filt = administration.AuditFilter(
         actor_id=query.uuid("actor_id"), action=query.text("action", 64), target_id=query.text("target_id", 128),
         since=query.datetime("since"), until=query.datetime("until"))
-    return json_response(await administration.list_audit_events(request.app.ctx.cursors, filt,
-                                                                query.int("limit", 50, 1, 100), query.cursor()))
+    return AUDIT_PAGE.response(await administration.list_audit_events(request.app.ctx.cursors, filt,
+                                                              query.int("limit", 50, 1, 100), query.cursor()))

@@ -11,7 +11,8 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from sanic_ext import openapi
 
-from blueprints.docs import PROTECTED, TOKEN_SCHEMA, USER_SCHEMA, ok, problems
+from blueprints.docs import PROTECTED, ok, problems
+from blueprints.schemas import TOKEN, USER
 from service import accounts
 from service.audit import security_event
 from service.authn import bearer_token, current_user, user_for_token
@@ -20,7 +21,6 @@ from service.errors import Forbidden, InvalidCredentials, TooManyRequests, Unaut
 from service.passwords import MAX_LENGTH, MIN_LENGTH
 from service.platform.docs import problem_content
 from service.platform.edge import check_origin
-from service.platform.jsonutil import json_response
 from service.platform.validation import Body, Secret, SingleLine, json_body, trimmed
 
 bp = Blueprint("auth", url_prefix="/auth")
@@ -73,7 +73,7 @@ def _set_refresh_cookie(request: Request, response: HTTPResponse, value: str, ma
 
 
 def _token_response(request: Request, issued: accounts.IssuedSession) -> HTTPResponse:
-    response = json_response(issued.token_response())
+    response = TOKEN.response(issued.token_response())
     _set_refresh_cookie(request, response, issued.refresh_token, issued.refresh_max_age)
     return response
 
@@ -108,7 +108,7 @@ async def _registration_checks(request: Request, data: dict, failed: set[str]) -
 @bp.post("/register", ctx_public=True)
 @openapi.summary("Create a student account")
 @openapi.tag("auth")
-@ok(201, USER_SCHEMA, "The new user")
+@ok(201, USER, "The new user")
 @problems(400, 409, 413, 415, 422, 429, 503)
 @json_body(Registration, checks=_registration_checks)
 async def register(request: Request, body: Registration):
@@ -125,13 +125,13 @@ async def register(request: Request, body: Registration):
         raise ValidationFailed(errors + await accounts.email_taken_errors(body.email))
     user = await accounts.register(request.app.ctx.settings, context_of(request), body.email,
                                    body.password, body.full_name)
-    return json_response(user, status=201)
+    return USER.response(user, status=201)
 
 
 @bp.post("/login", ctx_public=True)
 @openapi.summary("Sign in: access token in the body, refresh token in an HttpOnly cookie")
 @openapi.tag("auth")
-@ok(200, TOKEN_SCHEMA, "Signed in")
+@ok(200, TOKEN, "Signed in")
 @problems(400, 401, 413, 415, 422, 429, 503)
 @json_body(LoginRequest)
 async def login(request: Request, body: LoginRequest):
@@ -152,7 +152,7 @@ async def login(request: Request, body: LoginRequest):
 @openapi.summary("Rotate the refresh cookie and get a new access token")
 @openapi.tag("auth")
 @openapi.secured("refreshCookie")
-@ok(200, TOKEN_SCHEMA, "A new access token; the cookie is rotated")
+@ok(200, TOKEN, "A new access token; the cookie is rotated")
 @openapi.response(403, problem_content(403), "The request's Origin is neither the service's own nor an allowed one "
                   "(CSRF defence of the cookie endpoints)")
 @problems(401, 429, 503)
@@ -203,22 +203,22 @@ async def logout(request: Request):
 @openapi.summary("The signed-in user")
 @openapi.tag("auth")
 @openapi.secured("bearer")
-@ok(200, USER_SCHEMA, "The user")
+@ok(200, USER, "The user")
 @problems(*PROTECTED)
 async def me(request: Request):
-    return json_response(accounts.user_json(current_user(request).__dict__))
+    return USER.response(accounts.user_json(current_user(request).__dict__))
 
 
 @bp.patch("/me")
 @openapi.summary("Change the signed-in user's name")
 @openapi.tag("auth")
 @openapi.secured("bearer")
-@ok(200, USER_SCHEMA, "The updated user")
+@ok(200, USER, "The updated user")
 @problems(*PROTECTED, 413, 415, 422)
 @json_body(ProfilePatch, media_types=("application/json", "application/merge-patch+json"))
 async def update_me(request: Request, body: ProfilePatch):
     user = await accounts.update_profile(context_of(request), current_user(request), body.full_name)
-    return json_response(user)
+    return USER.response(user)
 
 
 @bp.post("/password")

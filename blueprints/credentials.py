@@ -9,10 +9,10 @@ from sanic.response import HTTPResponse
 from sanic_ext import openapi
 
 from blueprints.docs import PROTECTED, ok, problems
+from blueprints.schemas import JWKS
 from service import credentials
 from service.authn import current_user, parse_uuid_or_404
 from service.platform.edge import own_origin
-from service.platform.jsonutil import json_response
 from service.platform.validation import Query
 
 achievement_credentials = Blueprint("credentials", url_prefix="/")
@@ -64,8 +64,7 @@ async def get_status_list(request: Request):
 @well_known.get("/jwks.json", ctx_public=True)
 @openapi.summary("The public keys that verify the credentials (the previous one too during a rotation)")
 @openapi.tag("credentials")
-@ok(200, {"title": "JsonWebKeySet", "type": "object", "required": ["keys"],
-          "properties": {"keys": {"type": "array", "items": {"type": "object"}}}}, "The JWK set")
+@ok(200, JWKS, "The JWK set")
 async def get_jwks(request: Request):
     Query(request, set())
-    return json_response(request.app.ctx.credential_keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
+    return JWKS.response(request.app.ctx.credential_keys.jwks(), headers={"Cache-Control": "public, max-age=300"})

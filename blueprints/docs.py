@@ -5,12 +5,11 @@ from __future__ import annotations
 from sanic_ext import openapi
 from sanic_ext.extensions.openapi.types import Integer, String
 
-from models.enums import Role, values
-from service.platform.docs import PROBLEM_DESCRIPTIONS, PROBLEM_SCHEMA, problem_content
+from service.platform.docs import PROBLEM_DESCRIPTIONS, problem_content
 from service.platform.validation import NO_CONTROL_PATTERN
+from service.platform.views import View
 
-__all__ = ["CURSOR", "DATE", "DATE_TIME", "LIMIT", "PROBLEM_SCHEMA", "PROTECTED", "TOKEN_SCHEMA", "USER_SCHEMA",
-           "UUID", "choice", "ok", "problems", "query", "text"]
+__all__ = ["CURSOR", "DATE", "DATE_TIME", "LIMIT", "PROTECTED", "UUID", "choice", "ok", "problems", "query", "text"]
 
 # Query parameters, described as strictly as service.platform.validation.Query parses them: a value
 # outside these schemas gets 400, a value inside them never does (the cursor aside: it must
@@ -46,39 +45,10 @@ def problems(*statuses: int):
     return decorator
 
 
-def ok(status: int, schema: dict | None, description: str):
-    """Document the success response; ``schema=None`` for one without a body (204)."""
-    return openapi.response(status, {"application/json": schema} if schema is not None else {}, description)
+def ok(status: int, view: View | None, description: str):
+    """Document the success response with its model (``blueprints.schemas``); ``None`` for one
+    without a body (204)."""
+    return openapi.response(status, {"application/json": view.schema} if view is not None else {}, description)
 
-
-USER_SCHEMA = {
-    "title": "User",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["id", "email", "full_name", "role", "is_active", "created_at", "org_unit_id"],
-    "properties": {
-        "id": {"type": "string", "format": "uuid"},
-        "email": {"type": "string"},
-        "full_name": {"type": "string"},
-        "role": {"title": "Role", "type": "string", "enum": list(values(Role))},
-        "is_active": {"type": "boolean"},
-        "created_at": {"type": "string", "format": "date-time"},
-        "org_unit_id": {"type": ["string", "null"], "format": "uuid",
-                        "description": "the user's group (null: the university itself)"},
-    },
-}
-
-TOKEN_SCHEMA = {
-    "title": "TokenResponse",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["access_token", "token_type", "expires_in", "user"],
-    "properties": {
-        "access_token": {"type": "string"},
-        "token_type": {"type": "string", "enum": ["Bearer"]},
-        "expires_in": {"type": "integer"},
-        "user": USER_SCHEMA,
-    },
-}
 
 PROTECTED = (400, 401, 429, 503)

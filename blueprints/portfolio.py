@@ -12,14 +12,13 @@ from sanic_ext import openapi
 from sanic_ext.extensions.openapi.types import String
 
 from blueprints.docs import PROTECTED, ok, problems
-from blueprints.schemas import ACCESS_LIST_SCHEMA, PORTFOLIO_SCHEMA, SHARE_LINK_CREATED_SCHEMA, SHARE_LINK_LIST_SCHEMA
+from blueprints.schemas import ACCESS_LIST, PORTFOLIO, SHARE_LINK_CREATED, SHARE_LINK_LIST
 from service import portfolio
 from service.audit import security_event
 from service.authn import current_user, parse_uuid_or_404
 from service.context import context_of
 from service.errors import TooManyRequests, ValidationFailed
 from service.platform.edge import own_origin
-from service.platform.jsonutil import json_response
 from service.platform.validation import Body, Query, json_body, parse_timestamp, trimmed
 
 share_links = Blueprint("share_links", url_prefix="/share-links")
@@ -38,7 +37,7 @@ class ShareLinkCreate(Body):
 @openapi.summary("Create a share link to your approved achievements (the URL is shown only now)")
 @openapi.tag("portfolio")
 @openapi.secured("bearer")
-@ok(201, SHARE_LINK_CREATED_SCHEMA, "The link; its url holds the token, shown only in this answer")
+@ok(201, SHARE_LINK_CREATED, "The link; its url holds the token, shown only in this answer")
 @problems(*PROTECTED, 413, 415, 422)
 @json_body(ShareLinkCreate)
 async def create_link(request: Request, body: ShareLinkCreate):
@@ -48,18 +47,18 @@ async def create_link(request: Request, body: ShareLinkCreate):
                                  "code": "invalid_format"}])
     link = await portfolio.create_link(context_of(request), current_user(request), body.label, expires_at,
                                        own_origin(request))
-    return json_response(link, status=201, headers={"Location": f"/api/v1/share-links/{link['id']}"})
+    return SHARE_LINK_CREATED.response(link, status=201, headers={"Location": f"/api/v1/share-links/{link['id']}"})
 
 
 @share_links.get("/")
 @openapi.summary("Your share links, revoked ones included (without their URLs)")
 @openapi.tag("portfolio")
 @openapi.secured("bearer")
-@ok(200, SHARE_LINK_LIST_SCHEMA, "The links, newest first")
+@ok(200, SHARE_LINK_LIST, "The links, newest first")
 @problems(*PROTECTED)
 async def list_links(request: Request):
     Query(request, set())
-    return json_response({"items": await portfolio.list_links(current_user(request))})
+    return SHARE_LINK_LIST.response({"items": await portfolio.list_links(current_user(request))})
 
 
 @share_links.delete("/<link_id>")
@@ -77,18 +76,18 @@ async def revoke_link(request: Request, link_id: str):
 @openapi.summary("When your link was opened (with a keyed hash of the viewer's IP)")
 @openapi.tag("portfolio")
 @openapi.secured("bearer")
-@ok(200, ACCESS_LIST_SCHEMA, "The accesses, newest first (at most 1000)")
+@ok(200, ACCESS_LIST, "The accesses, newest first (at most 1000)")
 @problems(*PROTECTED, 404)
 async def list_accesses(request: Request, link_id: str):
     Query(request, set())
-    return json_response({"items": await portfolio.accesses(current_user(request), parse_uuid_or_404(link_id))})
+    return ACCESS_LIST.response({"items": await portfolio.accesses(current_user(request), parse_uuid_or_404(link_id))})
 
 
 @public.get("/portfolio/<token>", ctx_public=True)
 @openapi.summary("A shared portfolio: the owner's name and unit and their approved achievements (no account)")
 @openapi.tag("portfolio")
 @openapi.parameter("token", String(pattern=r"^[A-Za-z0-9_-]{43}$"), "path")
-@ok(200, PORTFOLIO_SCHEMA, "The portfolio (X-Robots-Tag: noindex, Cache-Control: no-store)")
+@ok(200, PORTFOLIO, "The portfolio (X-Robots-Tag: noindex, Cache-Control: no-store)")
 @problems(400, 404, 429, 503)
 async def view_portfolio(request: Request, token: str):
     Query(request, set())
@@ -105,4 +104,4 @@ async def view_portfolio(request: Request, token: str):
     # Bounded like every unauthenticated event: one audit row per IP a minute, a log line each.
     await security_event(request, "share_link.accessed", outcome="success", target_type="share_link",
                          target_id=link.id, level=20)
-    return json_response(body, headers=PUBLIC_HEADERS)
+    return PORTFOLIO.response(body, headers=PUBLIC_HEADERS)

@@ -1,367 +1,381 @@
-"""Response schemas of the achievements, types and admin blueprints (OpenAPI)."""
+"""The response models: every body the API answers with, declared once.
+
+Each is a pydantic ``TypedDict`` wrapped in a :class:`~service.platform.views.View`: the view
+serialises the handler's dict (ids, times and dates as their Python values) and its schema is
+the named component of the OpenAPI document (``title`` = the component's name, the class's
+name). Keys a model does not declare never leave the server.
+"""
 
 from __future__ import annotations
 
-from blueprints.docs import USER_SCHEMA
-from models.enums import Category, Decision, OrgUnitKind, Outcome, RuleSetStatus, Status, values
+import datetime as dt
+import uuid
+from typing import Annotated, Any, Literal, NotRequired
 
-_UUID = {"type": "string", "format": "uuid"}
+from pydantic import ConfigDict, Field, WithJsonSchema, with_config
+from typing_extensions import TypedDict
 
+from models.enums import Category, Decision, OrgUnitKind, Outcome, Role, RuleSetStatus, Status
+from service.platform.views import View, named_enum
 
-def _enum(title: str, enum) -> dict:
-    """A named enum component (one ``Category`` type in generated clients, not one per use)."""
-    return {"title": title, "type": "string", "enum": list(values(enum))}
+closed = with_config(ConfigDict(extra="forbid"))
+"""``additionalProperties: false``: what a model does not declare is no part of the answer."""
 
-
-CATEGORY = _enum("Category", Category)
-STATUS = _enum("Status", Status)
-DECISION = _enum("Decision", Decision)
-OUTCOME = _enum("Outcome", Outcome)
-ORG_UNIT_KIND = _enum("OrgUnitKind", OrgUnitKind)
-_NULLABLE_STR = {"type": ["string", "null"]}
-
-REVIEW_SCHEMA = {
-    "title": "Review",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["decision", "comment", "reviewer_id", "reviewed_at", "reviewer_name"],
-    "properties": {
-        "decision": DECISION,
-        "comment": _NULLABLE_STR,
-        "reviewer_id": {"type": ["string", "null"], "format": "uuid"},
-        "reviewed_at": {"type": ["string", "null"], "format": "date-time"},
-        "reviewer_name": _NULLABLE_STR,
-    },
-}
-
-ACHIEVEMENT_SCHEMA = {
-    "title": "Achievement",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["id", "owner_id", "title", "type", "category", "date", "proof_url", "description",
-                 "status", "review", "version", "created_at", "updated_at", "owner_name", "type_name", "level",
-                 "result"],
-    "properties": {
-        "id": _UUID,
-        "owner_id": _UUID,
-        "title": {"type": "string"},
-        "type": {"type": "string"},
-        "category": CATEGORY,
-        "date": {"type": "string", "format": "date"},
-        "proof_url": _NULLABLE_STR,
-        "description": _NULLABLE_STR,
-        "status": STATUS,
-        "review": {"anyOf": [REVIEW_SCHEMA, {"type": "null"}]},
-        "owner_name": {"type": "string", "description": "the owner's full name (display data)"},
-        "type_name": {"type": "string", "description": "the type's name (display data)"},
-        "level": {**_NULLABLE_STR, "description": "the event's level slug (see /levels), or null"},
-        "result": {**_NULLABLE_STR, "description": "the result's slug (see /results), or null"},
-        "version": {"type": "integer"},
-        "created_at": {"type": "string", "format": "date-time"},
-        "updated_at": {"type": "string", "format": "date-time"},
-    },
-}
-
-ACHIEVEMENT_PAGE_SCHEMA = {
-    "title": "AchievementPage",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["items", "next_cursor", "total"],
-    "properties": {
-        "items": {"type": "array", "items": ACHIEVEMENT_SCHEMA},
-        "next_cursor": _NULLABLE_STR,
-        "total": {"type": "integer"},
-    },
-}
-
-BATCH_RESULT_SCHEMA = {
-    "title": "BatchResult",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["created", "ids"],
-    "properties": {"created": {"type": "integer"}, "ids": {"type": "array", "items": _UUID}},
-}
-
-_COUNTS = {"type": "object", "additionalProperties": {"type": "integer"}}
-STATS_SCHEMA = {
-    "title": "Stats",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["total", "by_category", "by_status", "by_year"],
-    "properties": {"total": {"type": "integer"}, "by_category": _COUNTS, "by_status": _COUNTS,
-                   "by_year": _COUNTS},
-}
-
-EXPORT_JSON_SCHEMA = {
-    "title": "AchievementExport",
-    "type": "object",
-    "required": ["items"],
-    "properties": {"items": {"type": "array", "items": ACHIEVEMENT_SCHEMA}},
-}
-
-TYPE_SCHEMA = {
-    "title": "AchievementType",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["slug", "name", "category", "is_active"],
-    "properties": {
-        "slug": {"type": "string"},
-        "name": {"type": "string"},
-        "category": CATEGORY,
-        "is_active": {"type": "boolean"},
-    },
-}
-
-TYPE_LIST_SCHEMA = {
-    "title": "AchievementTypeList",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["items"],
-    "properties": {"items": {"type": "array", "items": TYPE_SCHEMA}},
-}
-
-USER_PAGE_SCHEMA = {
-    "title": "UserPage",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["items", "next_cursor"],
-    "properties": {"items": {"type": "array", "items": USER_SCHEMA}, "next_cursor": _NULLABLE_STR},
-}
-
-AUDIT_EVENT_SCHEMA = {
-    "title": "AuditEvent",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["id", "occurred_at", "request_id", "actor_id", "ip", "action", "target_type", "target_id",
-                 "outcome", "details"],
-    "properties": {
-        "id": _UUID,
-        "occurred_at": {"type": "string", "format": "date-time"},
-        "request_id": _NULLABLE_STR,
-        "actor_id": {"type": ["string", "null"], "format": "uuid"},
-        "ip": _NULLABLE_STR,
-        "action": {"type": "string"},
-        "target_type": _NULLABLE_STR,
-        "target_id": _NULLABLE_STR,
-        "outcome": OUTCOME,
-        "details": {"type": "object"},
-    },
-}
-
-AUDIT_PAGE_SCHEMA = {
-    "title": "AuditEventPage",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["items", "next_cursor"],
-    "properties": {"items": {"type": "array", "items": AUDIT_EVENT_SCHEMA}, "next_cursor": _NULLABLE_STR},
-}
+CategoryName = named_enum("Category", Category)
+StatusName = named_enum("Status", Status)
+DecisionName = named_enum("Decision", Decision)
+OutcomeName = named_enum("Outcome", Outcome)
+OrgUnitKindName = named_enum("OrgUnitKind", OrgUnitKind)
+RoleName = named_enum("Role", Role)
+RuleSetStatusName = named_enum("RuleSetStatus", RuleSetStatus)
+Number = Annotated[int | float, WithJsonSchema({"type": "number"})]
+"""Points: a whole number stays one (5, not 5.0)."""
+ZeroReason = Literal["not_approved", "out_of_period", "no_rule", "over_cap"] | None
 
 
-REVIEW_HISTORY_SCHEMA = {
-    "title": "ReviewHistory",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["items"],
-    "properties": {"items": {"type": "array", "items": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["decision", "comment", "reviewer_id", "reviewer_name", "reviewed_at", "version"],
-        "properties": {
-            "decision": DECISION,
-            "comment": _NULLABLE_STR,
-            "reviewer_id": _UUID,
-            "reviewer_name": _NULLABLE_STR,
-            "reviewed_at": {"type": "string", "format": "date-time"},
-            "version": {"type": "integer", "description": "the version that was judged"},
-        },
-    }}},
-}
-
-ORG_UNIT_SCHEMA = {
-    "title": "OrgUnit",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["id", "name", "kind", "parent_id"],
-    "properties": {
-        "id": _UUID,
-        "name": {"type": "string"},
-        "kind": ORG_UNIT_KIND,
-        "parent_id": {"type": ["string", "null"], "format": "uuid"},
-    },
-}
-
-ORG_UNIT_LIST_SCHEMA = {
-    "title": "OrgUnitList",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["items"],
-    "properties": {"items": {"type": "array", "items": ORG_UNIT_SCHEMA}},
-}
-
-SCOPES_SCHEMA = {
-    "title": "CuratorScopes",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["org_unit_ids"],
-    "properties": {"org_unit_ids": {"type": "array", "items": _UUID}},
-}
+def one_of(*choices: str):
+    """A string that is always one of ``choices`` (``enum``, which every generator reads)."""
+    return Annotated[str, WithJsonSchema({"type": "string", "enum": list(choices)})]
 
 
-_SHARE_LINK_PROPERTIES = {
-    "id": _UUID,
-    "label": {"type": "string"},
-    "expires_at": {"type": "string", "format": "date-time"},
-    "created_at": {"type": "string", "format": "date-time"},
-    "revoked_at": {"type": ["string", "null"], "format": "date-time"},
-}
+# --- accounts ---------------------------------------------------------------------------------------
 
-SHARE_LINK_SCHEMA = {
-    "title": "ShareLink",
-    "type": "object",
-    "additionalProperties": False,
-    "required": list(_SHARE_LINK_PROPERTIES),
-    "properties": _SHARE_LINK_PROPERTIES,
-}
-
-SHARE_LINK_CREATED_SCHEMA = {
-    "title": "ShareLinkCreated",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["id", "label", "url", "expires_at", "created_at", "revoked_at"],
-    "properties": {**_SHARE_LINK_PROPERTIES, "url": {
-        "type": "string", "format": "uri", "description": "the public page's address; its last segment is the token"}},
-}
-
-SHARE_LINK_LIST_SCHEMA = {
-    "title": "ShareLinkList",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["items"],
-    "properties": {"items": {"type": "array", "items": SHARE_LINK_SCHEMA}},
-}
-
-ACCESS_LIST_SCHEMA = {
-    "title": "ShareLinkAccessList",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["items"],
-    "properties": {"items": {"type": "array", "items": {
-        "type": "object", "additionalProperties": False, "required": ["at", "ip_hash"],
-        "properties": {"at": {"type": "string", "format": "date-time"}, "ip_hash": {"type": "string"}}}}},
-}
-
-PORTFOLIO_SCHEMA = {
-    "title": "Portfolio",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["owner_name", "org_unit", "items"],
-    "properties": {
-        "owner_name": {"type": "string"},
-        "org_unit": {"type": ["object", "null"], "additionalProperties": False, "required": ["name", "kind"],
-                     "properties": {"name": {"type": "string"},
-                                    "kind": ORG_UNIT_KIND}},
-        "items": {"type": "array", "items": {
-            "type": "object", "additionalProperties": False,
-            "required": ["title", "type_name", "category", "date", "level", "result", "proof_url"],
-            "properties": {
-                "title": {"type": "string"}, "type_name": {"type": "string"},
-                "category": CATEGORY,
-                "date": {"type": "string", "format": "date"}, "level": _NULLABLE_STR, "result": _NULLABLE_STR,
-                "proof_url": _NULLABLE_STR,
-            },
-        }},
-    },
-}
+@closed
+class User(TypedDict):
+    id: uuid.UUID
+    email: str
+    full_name: str
+    role: RoleName
+    is_active: bool
+    created_at: dt.datetime
+    org_unit_id: Annotated[uuid.UUID | None, Field(description="the user's group (null: the university itself)")]
 
 
-CATALOGUE_ITEM_SCHEMA = {
-    "title": "CatalogueEntry",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["slug", "name", "is_active"],
-    "properties": {"slug": {"type": "string"}, "name": {"type": "string"}, "is_active": {"type": "boolean"},
-                   "rank": {"type": "integer", "description": "levels only: a higher rank is wider"}},
-}
+@closed
+class TokenResponse(TypedDict):
+    access_token: str
+    token_type: one_of("Bearer")
+    expires_in: int
+    user: User
 
-CATALOGUE_LIST_SCHEMA = {
-    "title": "CatalogueList",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["items"],
-    "properties": {"items": {"type": "array", "items": CATALOGUE_ITEM_SCHEMA}},
-}
 
-_NUMBER = {"type": "number"}
-RULE_SCHEMA = {
-    "title": "ScoringRule",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["points"],
-    "properties": {"category": CATEGORY, "type": {"type": "string"}, "level": {"type": "string"},
-                   "result": {"type": "string"}, "points": _NUMBER, "max_items": {"type": "integer"}},
-}
+@closed
+class UserPage(TypedDict):
+    items: list[User]
+    next_cursor: str | None
 
-RULE_SET_SCHEMA = {
-    "title": "RuleSet",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["id", "name", "period_from", "period_to", "rules", "status", "published_at", "created_at"],
-    "properties": {
-        "id": _UUID, "name": {"type": "string"},
-        "period_from": {"type": "string", "format": "date"}, "period_to": {"type": "string", "format": "date"},
-        "rules": {"type": "array", "items": RULE_SCHEMA},
-        "status": _enum("RuleSetStatus", RuleSetStatus),
-        "published_at": {"type": ["string", "null"], "format": "date-time"},
-        "created_at": {"type": "string", "format": "date-time"},
-    },
-}
 
-RULE_SET_LIST_SCHEMA = {
-    "title": "RuleSetList",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["items"],
-    "properties": {"items": {"type": "array", "items": RULE_SET_SCHEMA}},
-}
+# --- achievements ------------------------------------------------------------------------------------
 
-_REASON = {"type": ["string", "null"], "enum": ["not_approved", "out_of_period", "no_rule", "over_cap", None]}
-SCORE_SCHEMA = {
-    "title": "AchievementScore",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["points", "rule_index", "rule_set_id", "reason"],
-    "properties": {"points": _NUMBER, "rule_index": {"type": ["integer", "null"]}, "rule_set_id": _UUID,
-                   "reason": _REASON},
-}
+@closed
+class Review(TypedDict):
+    decision: DecisionName
+    comment: str | None
+    reviewer_id: uuid.UUID | None
+    reviewed_at: dt.datetime | None
+    reviewer_name: str | None
 
-MY_SCORE_SCHEMA = {
-    "title": "StudentScore",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["rule_set_id", "total", "items"],
-    "properties": {"rule_set_id": _UUID, "total": _NUMBER, "items": {"type": "array", "items": {
-        "type": "object", "additionalProperties": False,
-        "required": ["achievement_id", "points", "rule_index", "reason"],
-        "properties": {"achievement_id": _UUID, "points": _NUMBER, "rule_index": {"type": ["integer", "null"]},
-                       "reason": _REASON}}}},
-}
 
-RATING_SCHEMA = {
-    "title": "Rating",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["rule_set_id", "org_unit_id", "top_share", "items"],
-    "properties": {
-        "rule_set_id": _UUID, "org_unit_id": _UUID, "top_share": _NUMBER,
-        "items": {"type": "array", "items": {
-            "title": "RatingRow",
-            "type": "object", "additionalProperties": False,
-            "required": ["rank", "student_id", "full_name", "org_unit_id", "points", "by_category", "counted",
-                         "eligible"],
-            "properties": {"rank": {"type": "integer"}, "student_id": _UUID, "full_name": {"type": "string"},
-                           "org_unit_id": {"type": ["string", "null"], "format": "uuid"}, "points": _NUMBER,
-                           "by_category": {"type": "object", "additionalProperties": _NUMBER},
-                           "counted": {"type": "integer"}, "eligible": {"type": "boolean"}},
-        }},
-    },
-}
+@closed
+class Achievement(TypedDict):
+    id: uuid.UUID
+    owner_id: uuid.UUID
+    title: str
+    type: str
+    category: CategoryName
+    date: dt.date
+    proof_url: str | None
+    description: str | None
+    status: StatusName
+    review: Review | None
+    owner_name: Annotated[str, Field(description="the owner's full name (display data)")]
+    type_name: Annotated[str, Field(description="the type's name (display data)")]
+    level: Annotated[str | None, Field(description="the event's level slug (see /levels), or null")]
+    result: Annotated[str | None, Field(description="the result's slug (see /results), or null")]
+    version: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@closed
+class AchievementPage(TypedDict):
+    items: list[Achievement]
+    next_cursor: str | None
+    total: int
+
+
+@closed
+class BatchResult(TypedDict):
+    created: int
+    ids: list[uuid.UUID]
+
+
+@closed
+class Stats(TypedDict):
+    total: int
+    by_category: dict[str, int]
+    by_status: dict[str, int]
+    by_year: dict[str, int]
+
+
+class AchievementExport(TypedDict):
+    # Streamed item by item, each one serialised by ACHIEVEMENT.
+    items: list[Achievement]
+
+
+@closed
+class ReviewHistoryEntry(TypedDict):
+    decision: DecisionName
+    comment: str | None
+    reviewer_id: uuid.UUID
+    reviewer_name: str | None
+    reviewed_at: dt.datetime
+    version: Annotated[int, Field(description="the version that was judged")]
+
+
+@closed
+class ReviewHistory(TypedDict):
+    items: list[ReviewHistoryEntry]
+
+
+@closed
+class AchievementType(TypedDict):
+    slug: str
+    name: str
+    category: CategoryName
+    is_active: bool
+
+
+@closed
+class AchievementTypeList(TypedDict):
+    items: list[AchievementType]
+
+
+# --- administration ------------------------------------------------------------------------------------
+
+@closed
+class AuditEvent(TypedDict):
+    id: uuid.UUID
+    occurred_at: dt.datetime
+    request_id: str | None
+    actor_id: uuid.UUID | None
+    ip: str | None
+    action: str
+    target_type: str | None
+    target_id: str | None
+    outcome: OutcomeName
+    details: dict[str, Any]
+
+
+@closed
+class AuditEventPage(TypedDict):
+    items: list[AuditEvent]
+    next_cursor: str | None
+
+
+# --- the university ------------------------------------------------------------------------------------
+
+@closed
+class OrgUnit(TypedDict):
+    id: uuid.UUID
+    name: str
+    kind: OrgUnitKindName
+    parent_id: uuid.UUID | None
+
+
+@closed
+class OrgUnitList(TypedDict):
+    items: list[OrgUnit]
+
+
+@closed
+class CuratorScopes(TypedDict):
+    org_unit_ids: list[uuid.UUID]
+
+
+# --- share links and the portfolio ------------------------------------------------------------------------
+
+@closed
+class ShareLink(TypedDict):
+    id: uuid.UUID
+    label: str
+    expires_at: dt.datetime
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+
+@closed
+class ShareLinkCreated(TypedDict):
+    id: uuid.UUID
+    label: str
+    url: Annotated[str, Field(description="the public page's address; its last segment is the token",
+                              json_schema_extra={"format": "uri"})]
+    expires_at: dt.datetime
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+
+@closed
+class ShareLinkList(TypedDict):
+    items: list[ShareLink]
+
+
+@closed
+class ShareLinkAccess(TypedDict):
+    at: dt.datetime
+    ip_hash: str
+
+
+@closed
+class ShareLinkAccessList(TypedDict):
+    items: list[ShareLinkAccess]
+
+
+@closed
+class PortfolioUnit(TypedDict):
+    name: str
+    kind: OrgUnitKindName
+
+
+@closed
+class PortfolioItem(TypedDict):
+    title: str
+    type_name: str
+    category: CategoryName
+    date: dt.date
+    level: str | None
+    result: str | None
+    proof_url: str | None
+
+
+@closed
+class Portfolio(TypedDict):
+    owner_name: str
+    org_unit: PortfolioUnit | None
+    items: list[PortfolioItem]
+
+
+# --- scoring ---------------------------------------------------------------------------------------------
+
+@closed
+class CatalogueEntry(TypedDict):
+    slug: str
+    name: str
+    is_active: bool
+    rank: NotRequired[Annotated[int, Field(description="levels only: a higher rank is wider")]]
+
+
+@closed
+class CatalogueList(TypedDict):
+    items: list[CatalogueEntry]
+
+
+@closed
+class ScoringRule(TypedDict):
+    category: NotRequired[CategoryName]
+    type: NotRequired[str]
+    level: NotRequired[str]
+    result: NotRequired[str]
+    points: Number
+    max_items: NotRequired[int]
+
+
+@closed
+class RuleSet(TypedDict):
+    id: uuid.UUID
+    name: str
+    period_from: dt.date
+    period_to: dt.date
+    rules: list[ScoringRule]
+    status: RuleSetStatusName
+    published_at: dt.datetime | None
+    created_at: dt.datetime
+
+
+@closed
+class RuleSetList(TypedDict):
+    items: list[RuleSet]
+
+
+@closed
+class AchievementScore(TypedDict):
+    points: Number
+    rule_index: int | None
+    rule_set_id: uuid.UUID
+    reason: ZeroReason
+
+
+@closed
+class StudentScoreItem(TypedDict):
+    achievement_id: uuid.UUID
+    points: Number
+    rule_index: int | None
+    reason: ZeroReason
+
+
+@closed
+class StudentScore(TypedDict):
+    rule_set_id: uuid.UUID
+    total: Number
+    items: list[StudentScoreItem]
+
+
+@closed
+class RatingRow(TypedDict):
+    rank: int
+    student_id: uuid.UUID
+    full_name: str
+    org_unit_id: uuid.UUID | None
+    points: Number
+    by_category: dict[str, Number]
+    counted: int
+    eligible: bool
+
+
+@closed
+class Rating(TypedDict):
+    rule_set_id: uuid.UUID
+    org_unit_id: uuid.UUID
+    top_share: Number
+    items: list[RatingRow]
+
+
+# --- credentials and the system ----------------------------------------------------------------------------
+
+class JsonWebKeySet(TypedDict):
+    keys: list[dict[str, Any]]
+
+
+@closed
+class HealthStatus(TypedDict):
+    status: one_of("ok")
+
+
+USER = View(User)
+TOKEN = View(TokenResponse)
+USER_PAGE = View(UserPage)
+ACHIEVEMENT = View(Achievement)
+ACHIEVEMENT_PAGE = View(AchievementPage)
+BATCH_RESULT = View(BatchResult)
+STATS = View(Stats)
+EXPORT_JSON = View(AchievementExport)
+REVIEW_HISTORY = View(ReviewHistory)
+TYPE = View(AchievementType)
+TYPE_LIST = View(AchievementTypeList)
+AUDIT_PAGE = View(AuditEventPage)
+ORG_UNIT = View(OrgUnit)
+ORG_UNIT_LIST = View(OrgUnitList)
+SCOPES = View(CuratorScopes)
+SHARE_LINK_CREATED = View(ShareLinkCreated)
+SHARE_LINK_LIST = View(ShareLinkList)
+ACCESS_LIST = View(ShareLinkAccessList)
+PORTFOLIO = View(Portfolio)
+CATALOGUE_ENTRY = View(CatalogueEntry)
+CATALOGUE_LIST = View(CatalogueList)
+RULE_SET = View(RuleSet)
+RULE_SET_LIST = View(RuleSetList)
+SCORE = View(AchievementScore)
+STUDENT_SCORE = View(StudentScore)
+RATING = View(Rating)
+JWKS = View(JsonWebKeySet)
+HEALTH = View(HealthStatus)

@@ -13,15 +13,7 @@ from sanic_ext import openapi
 from sanic_ext.extensions.openapi.types import Float, String
 
 from blueprints.docs import PROTECTED, choice, ok, problems, query
-from blueprints.schemas import (
-    CATALOGUE_ITEM_SCHEMA,
-    CATALOGUE_LIST_SCHEMA,
-    MY_SCORE_SCHEMA,
-    RATING_SCHEMA,
-    RULE_SET_LIST_SCHEMA,
-    RULE_SET_SCHEMA,
-    SCORE_SCHEMA,
-)
+from blueprints.schemas import CATALOGUE_ENTRY, CATALOGUE_LIST, RATING, RULE_SET, RULE_SET_LIST, SCORE, STUDENT_SCORE
 from models import Level, Result
 from models.enums import SLUG_PATTERN, Category, literal
 from service import scoring
@@ -29,7 +21,6 @@ from service.achievements import exports, usecases
 from service.authn import current_user, parse_uuid_or_404, require_role
 from service.context import context_of
 from service.errors import BadRequest, RuleError
-from service.platform.jsonutil import json_response
 from service.platform.validation import Body, DateStr, Query, json_body, not_null, patch_changes, trimmed
 from service.university import reach_of
 
@@ -89,29 +80,29 @@ class ResultPatch(Body):
 
 async def _create(request: Request, model, body) -> HTTPResponse:
     entry = await scoring.create_grade(context_of(request), model, body.model_dump())
-    return json_response(entry, status=201)
+    return CATALOGUE_ENTRY.response(entry, status=201)
 
 
 async def _update(request: Request, model, slug: str, body) -> HTTPResponse:
-    return json_response(await scoring.update_grade(context_of(request), model, slug, patch_changes(body)))
+    return CATALOGUE_ENTRY.response(await scoring.update_grade(context_of(request), model, slug, patch_changes(body)))
 
 
 @levels.get("/")
 @openapi.summary("The levels of events (faculty … international), inactive ones included")
 @openapi.tag("scoring")
 @openapi.secured("bearer")
-@ok(200, CATALOGUE_LIST_SCHEMA, "The levels, widest last")
+@ok(200, CATALOGUE_LIST, "The levels, widest last")
 @problems(*PROTECTED)
 async def list_levels(request: Request):
     Query(request, set())
-    return json_response({"items": await scoring.list_grades(Level)})
+    return CATALOGUE_LIST.response({"items": await scoring.list_grades(Level)})
 
 
 @levels.post("/")
 @openapi.summary("Add a level (admin)")
 @openapi.tag("scoring")
 @openapi.secured("bearer")
-@ok(201, CATALOGUE_ITEM_SCHEMA, "Created")
+@ok(201, CATALOGUE_ENTRY, "Created")
 @problems(*PROTECTED, 403, 409, 413, 415, 422)
 @require_role("admin")
 @json_body(LevelCreate)
@@ -123,7 +114,7 @@ async def create_level(request: Request, body: LevelCreate):
 @openapi.summary("Rename, re-rank or (de)activate a level (admin)")
 @openapi.tag("scoring")
 @openapi.secured("bearer")
-@ok(200, CATALOGUE_ITEM_SCHEMA, "The level")
+@ok(200, CATALOGUE_ENTRY, "The level")
 @problems(*PROTECTED, 403, 404, 413, 415, 422)
 @require_role("admin")
 @json_body(LevelPatch, media_types=("application/json", "application/merge-patch+json"))
@@ -135,18 +126,18 @@ async def update_level(request: Request, slug: str, body: LevelPatch):
 @openapi.summary("The results (winner, prize, participant), inactive ones included")
 @openapi.tag("scoring")
 @openapi.secured("bearer")
-@ok(200, CATALOGUE_LIST_SCHEMA, "The results")
+@ok(200, CATALOGUE_LIST, "The results")
 @problems(*PROTECTED)
 async def list_results(request: Request):
     Query(request, set())
-    return json_response({"items": await scoring.list_grades(Result)})
+    return CATALOGUE_LIST.response({"items": await scoring.list_grades(Result)})
 
 
 @results.post("/")
 @openapi.summary("Add a result (admin)")
 @openapi.tag("scoring")
 @openapi.secured("bearer")
-@ok(201, CATALOGUE_ITEM_SCHEMA, "Created")
+@ok(201, CATALOGUE_ENTRY, "Created")
 @problems(*PROTECTED, 403, 409, 413, 415, 422)
 @require_role("admin")
 @json_body(ResultCreate)
@@ -158,7 +149,7 @@ async def create_result(request: Request, body: ResultCreate):
 @openapi.summary("Rename or (de)activate a result (admin)")
 @openapi.tag("scoring")
 @openapi.secured("bearer")
-@ok(200, CATALOGUE_ITEM_SCHEMA, "The result")
+@ok(200, CATALOGUE_ENTRY, "The result")
 @problems(*PROTECTED, 403, 404, 413, 415, 422)
 @require_role("admin")
 @json_body(ResultPatch, media_types=("application/json", "application/merge-patch+json"))
@@ -193,60 +184,60 @@ def _rule_set_data(body: RuleSetBody) -> dict:
 @openapi.summary("Create a draft rule set (admin)")
 @openapi.tag("scoring")
 @openapi.secured("bearer")
-@ok(201, RULE_SET_SCHEMA, "The draft")
+@ok(201, RULE_SET, "The draft")
 @problems(*PROTECTED, 403, 413, 415, 422)
 @require_role("admin")
 @json_body(RuleSetBody)
 async def create_rule_set(request: Request, body: RuleSetBody):
     saved = await scoring.save_rule_set(context_of(request), _rule_set_data(body))
-    return json_response(saved, status=201, headers={"Location": f"/api/v1/scoring/rule-sets/{saved['id']}"})
+    return RULE_SET.response(saved, status=201, headers={"Location": f"/api/v1/scoring/rule-sets/{saved['id']}"})
 
 
 @scoring_bp.put("/scoring/rule-sets/<rule_set_id>")
 @openapi.summary("Replace a draft rule set (admin); a published one never changes (409)")
 @openapi.tag("scoring")
 @openapi.secured("bearer")
-@ok(200, RULE_SET_SCHEMA, "The draft")
+@ok(200, RULE_SET, "The draft")
 @problems(*PROTECTED, 403, 404, 409, 413, 415, 422)
 @require_role("admin")
 @json_body(RuleSetBody)
 async def replace_rule_set(request: Request, rule_set_id: str, body: RuleSetBody):
-    return json_response(await scoring.save_rule_set(context_of(request), _rule_set_data(body),
-                                                     parse_uuid_or_404(rule_set_id)))
+    return RULE_SET.response(await scoring.save_rule_set(context_of(request), _rule_set_data(body),
+                                                         parse_uuid_or_404(rule_set_id)))
 
 
 @scoring_bp.post("/scoring/rule-sets/<rule_set_id>/publish")
 @openapi.summary("Publish a rule set (admin): from now on it never changes")
 @openapi.tag("scoring")
 @openapi.secured("bearer")
-@ok(200, RULE_SET_SCHEMA, "The published rule set")
+@ok(200, RULE_SET, "The published rule set")
 @problems(*PROTECTED, 403, 404)
 @require_role("admin")
 async def publish_rule_set(request: Request, rule_set_id: str):
-    return json_response(await scoring.publish(context_of(request), parse_uuid_or_404(rule_set_id)))
+    return RULE_SET.response(await scoring.publish(context_of(request), parse_uuid_or_404(rule_set_id)))
 
 
 @scoring_bp.get("/scoring/rule-sets")
 @openapi.summary("Rule sets (students see the published ones)")
 @openapi.tag("scoring")
 @openapi.secured("bearer")
-@ok(200, RULE_SET_LIST_SCHEMA, "The rule sets, newest first")
+@ok(200, RULE_SET_LIST, "The rule sets, newest first")
 @problems(*PROTECTED)
 async def list_rule_sets(request: Request):
     Query(request, set())
-    return json_response({"items": await scoring.list_rule_sets(current_user(request))})
+    return RULE_SET_LIST.response({"items": await scoring.list_rule_sets(current_user(request))})
 
 
 @scoring_bp.get("/scoring/rule-sets/<rule_set_id>")
 @openapi.summary("One rule set")
 @openapi.tag("scoring")
 @openapi.secured("bearer")
-@ok(200, RULE_SET_SCHEMA, "The rule set")
+@ok(200, RULE_SET, "The rule set")
 @problems(*PROTECTED, 404)
 async def get_rule_set(request: Request, rule_set_id: str):
     Query(request, set())
     found = await scoring.visible_rule_set(current_user(request), parse_uuid_or_404(rule_set_id))
-    return json_response(scoring.rule_set_json(found))
+    return RULE_SET.response(scoring.rule_set_json(found))
 
 
 # --- scores and ratings ------------------------------------------------------------------------------------
@@ -263,13 +254,13 @@ def _rule_set_param(query: Query):
 @openapi.tag("scoring")
 @openapi.secured("bearer")
 @query("rule_set", String(format="uuid"), "the rule set", required=True)
-@ok(200, SCORE_SCHEMA, "The points, the rule that gave them (0-based) or the reason for 0")
+@ok(200, SCORE, "The points, the rule that gave them (0-based) or the reason for 0")
 @problems(*PROTECTED, 404)
 async def get_score(request: Request, achievement_id: str):
     params = Query(request, {"rule_set"})
     user, parsed = current_user(request), parse_uuid_or_404(achievement_id)
     row = await usecases.get(user, parsed)  # whoever may read the achievement
-    return json_response(await scoring.achievement_score(user, _rule_set_param(params), row["owner_id"], parsed))
+    return SCORE.response(await scoring.achievement_score(user, _rule_set_param(params), row["owner_id"], parsed))
 
 
 @scoring_bp.get("/me/score")
@@ -277,11 +268,11 @@ async def get_score(request: Request, achievement_id: str):
 @openapi.tag("scoring")
 @openapi.secured("bearer")
 @query("rule_set", String(format="uuid"), "the rule set", required=True)
-@ok(200, MY_SCORE_SCHEMA, "The total and each achievement's score")
+@ok(200, STUDENT_SCORE, "The total and each achievement's score")
 @problems(*PROTECTED, 404)
 async def get_my_score(request: Request):
     params = Query(request, {"rule_set"})
-    return json_response(await scoring.my_score(current_user(request), _rule_set_param(params)))
+    return STUDENT_SCORE.response(await scoring.my_score(current_user(request), _rule_set_param(params)))
 
 
 RATING_COLUMNS = ["rank", "full_name", "org_unit", "points", *[c.value for c in Category], "counted", "eligible"]
@@ -296,7 +287,7 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 @query("org_unit", String(format="uuid"), "the unit (in the caller's scope, else 404)", required=True)
 @query("top_share", Float(minimum=0, maximum=1), "the share of students eligible (default 0.1)")
 @query("format", choice("json", "csv", "xlsx"), "json (default), or a sheet to download")
-@openapi.response(200, {"application/json": RATING_SCHEMA, "text/csv": {"type": "string"},
+@openapi.response(200, {"application/json": RATING.schema, "text/csv": {"type": "string"},
                         XLSX: {"type": "string", "format": "binary"}}, "The rating, highest points first")
 @problems(*PROTECTED, 403, 404)
 @require_role("curator", "admin")
@@ -316,9 +307,9 @@ async def get_rating(request: Request):
     user = current_user(request)
     result = await scoring.rating(user, await reach_of(user), rule_set, unit, top_share)
     if fmt == "json":
-        return json_response(result, headers={"Cache-Control": "no-store"})
+        return RATING.response(result, headers={"Cache-Control": "no-store"})
     units = await scoring.names_of_units()
-    rows = [[item["rank"], item["full_name"], units.get(item["org_unit_id"] or "", ""), item["points"],
+    rows = [[item["rank"], item["full_name"], units.get(item["org_unit_id"], ""), item["points"],
              *[item["by_category"][c.value] for c in Category], item["counted"], "yes" if item["eligible"] else ""]
             for item in result["items"]]
     headers = {"Content-Disposition": f'attachment; filename="rating.{fmt}"', "Cache-Control": "no-store"}

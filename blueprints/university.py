@@ -14,14 +14,14 @@ from sanic_ext.extensions.openapi.types import Array, String
 
 from blueprints.achievements import achievement_filter
 from blueprints.docs import CURSOR, LIMIT, PROTECTED, choice, ok, problems, query
-from blueprints.schemas import ACHIEVEMENT_PAGE_SCHEMA, ORG_UNIT_LIST_SCHEMA, ORG_UNIT_SCHEMA
+from blueprints.schemas import ACHIEVEMENT_PAGE, ORG_UNIT, ORG_UNIT_LIST
 from models.enums import SLUG_PATTERN, Category, OrgUnitKind, Status, values
 from service import university
 from service.achievements import queries
 from service.authn import current_user, parse_uuid_or_404, require_role
 from service.context import context_of
 from service.errors import ValidationFailed
-from service.platform.jsonutil import dumps, json_response, uuid_or_none
+from service.platform.jsonutil import uuid_or_none
 from service.platform.validation import Body, Query, json_body, trimmed
 
 org_units = Blueprint("org_units", url_prefix="/org-units")
@@ -45,18 +45,18 @@ class OrgUnitPatch(Body):
 @openapi.summary("The university's org units: the university, its faculties and groups")
 @openapi.tag("university")
 @openapi.secured("bearer")
-@ok(200, ORG_UNIT_LIST_SCHEMA, "Every unit, the university first")
+@ok(200, ORG_UNIT_LIST, "Every unit, the university first")
 @problems(*PROTECTED)
 async def list_units(request: Request):
     Query(request, set())
-    return json_response({"items": await university.list_units()})
+    return ORG_UNIT_LIST.response({"items": await university.list_units()})
 
 
 @org_units.post("/")
 @openapi.summary("Add a faculty (under the university) or a group (under a faculty) (admin)")
 @openapi.tag("university")
 @openapi.secured("bearer")
-@ok(201, ORG_UNIT_SCHEMA, "Created")
+@ok(201, ORG_UNIT, "Created")
 @problems(*PROTECTED, 403, 413, 415, 422)
 @require_role("admin")
 @json_body(OrgUnitCreate)
@@ -65,19 +65,19 @@ async def create_unit(request: Request, body: OrgUnitCreate):
     if parent is None:
         raise ValidationFailed([{"field": "parent_id", "message": "must be a UUID", "code": "invalid_format"}])
     unit = await university.create_unit(context_of(request), body.name, OrgUnitKind(body.kind), parent)
-    return json_response(unit, status=201, headers={"Location": f"/api/v1/org-units/{unit['id']}"})
+    return ORG_UNIT.response(unit, status=201, headers={"Location": f"/api/v1/org-units/{unit['id']}"})
 
 
 @org_units.patch("/<unit_id>")
 @openapi.summary("Rename a unit, the university included (admin)")
 @openapi.tag("university")
 @openapi.secured("bearer")
-@ok(200, ORG_UNIT_SCHEMA, "The renamed unit")
+@ok(200, ORG_UNIT, "The renamed unit")
 @problems(*PROTECTED, 403, 404, 413, 415, 422)
 @require_role("admin")
 @json_body(OrgUnitPatch, media_types=("application/json", "application/merge-patch+json"))
 async def rename_unit(request: Request, unit_id: str, body: OrgUnitPatch):
-    return json_response(await university.rename_unit(context_of(request), parse_uuid_or_404(unit_id), body.name))
+    return ORG_UNIT.response(await university.rename_unit(context_of(request), parse_uuid_or_404(unit_id), body.name))
 
 
 @org_units.delete("/<unit_id>")
@@ -101,7 +101,7 @@ async def delete_unit(request: Request, unit_id: str):
 @query("type", Array(String(pattern=SLUG_PATTERN, maxLength=64)), "achievement type slugs (repeat the parameter)")
 @query("limit", LIMIT, "1-100 (default 20)")
 @query("cursor", CURSOR, "opaque, from next_cursor")
-@ok(200, ACHIEVEMENT_PAGE_SCHEMA, "A page of the queue")
+@ok(200, ACHIEVEMENT_PAGE, "A page of the queue")
 @problems(*PROTECTED, 403, 404)
 @require_role("curator", "admin")
 async def list_queue(request: Request):
@@ -112,4 +112,4 @@ async def list_queue(request: Request):
     result = await queries.page(request.app.ctx.cursors, filt, params.int("limit", 20, 1, 100), params.cursor())
     payload = {"items": [queries.to_json(r) for r in result.rows], "next_cursor": result.next_cursor,
                "total": result.total}
-    return HTTPResponse(dumps(payload), content_type="application/json", headers={"Cache-Control": "no-store"})
+    return ACHIEVEMENT_PAGE.response(payload, headers={"Cache-Control": "no-store"})

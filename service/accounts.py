@@ -29,7 +29,6 @@ from service.errors import (
 )
 from service.passwords import hash_password, needs_rehash, password_problem, verify_password
 from service.platform.database import transaction, violated_constraint
-from service.platform.jsonutil import iso
 from service.platform.ratelimit import RateLimits
 from service.platform.settings import Settings
 from service.tokens import hash_refresh_token, issue_access_token, new_refresh_token
@@ -43,13 +42,13 @@ REUSE = "refresh_reuse"
 def user_json(row: Any) -> dict[str, Any]:
     get = row.get if isinstance(row, dict) else lambda k: getattr(row, k)
     return {
-        "id": str(get("id")),
+        "id": get("id"),
         "email": get("email"),
         "full_name": get("full_name"),
         "role": str(get("role")),
         "is_active": get("is_active"),
-        "created_at": iso(get("created_at")),
-        "org_unit_id": str(get("org_unit_id")) if get("org_unit_id") else None,
+        "created_at": get("created_at"),
+        "org_unit_id": get("org_unit_id"),
     }
 
 

@@ -64,8 +64,8 @@ async def update_user(ctx: RequestContext, admin: CurrentUser, user_id: uuid.UUI
         if user_id == admin.id and (changes.get("role", Role.ADMIN) != Role.ADMIN or changes.get("is_active") is False):
             raise Conflict("You cannot demote or deactivate yourself.", code="self_demotion")
         before = user_json(user)
-        shown = {k: (str(v) if v is not None and k in ("role", "org_unit_id") else v) for k, v in changes.items()}
-        diff = {k: [before[k], v] for k, v in shown.items() if before[k] != v}
+        diff = {k: [_shown(k, before[k]), _shown(k, v)] for k, v in changes.items()
+                if _shown(k, before[k]) != _shown(k, v)}
         if not diff:
             return before
         for field, value in changes.items():
@@ -83,12 +83,17 @@ async def update_user(ctx: RequestContext, admin: CurrentUser, user_id: uuid.UUI
     return user_json(user)
 
 
+def _shown(field: str, value: Any) -> Any:
+    """A changed field as its audit row shows it (JSON: ids and roles as strings)."""
+    return str(value) if value is not None and field in ("role", "org_unit_id") else value
+
+
 def audit_json(event: AuditEvent) -> dict[str, Any]:
     return {
-        "id": str(event.id),
-        "occurred_at": iso(event.occurred_at),
+        "id": event.id,
+        "occurred_at": event.occurred_at,
         "request_id": event.request_id,
-        "actor_id": str(event.actor_id) if event.actor_id else None,
+        "actor_id": event.actor_id,
         "ip": event.ip,
         "action": event.action,
         "target_type": event.target_type,

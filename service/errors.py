@@ -4,23 +4,54 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any, NotRequired
 
 import asyncpg
+from pydantic import Field
 from sanic import Sanic
 from sanic.exceptions import SanicException
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from tortoise.exceptions import DBConnectionError
+from typing_extensions import TypedDict
 
 from service.platform.i18n import language_of, localise_problem
-from service.platform.jsonutil import dumps
+from service.platform.jsonutil import scrub
 from service.platform.requestctx import request_id_of
+from service.platform.views import View
 
 log = logging.getLogger("service.errors")
 
 PROBLEM_JSON = "application/problem+json"
+
+
+class FieldError(TypedDict):
+    field: str
+    message: str
+    code: NotRequired[str]
+
+
+class Problem(TypedDict):
+    """An RFC 9457 problem document."""
+    type: str
+    title: str
+    status: int
+    detail: str
+    request_id: str
+    code: NotRequired[Annotated[str, Field(description=(
+        "A stable snake_case code, e.g. `validation_failed`, `duplicate_achievement`, `email_taken`, "
+        "`precondition_required`, `quota_exceeded`."))]]
+    errors: NotRequired[Annotated[list[FieldError], Field(description=(
+        "Validation errors (422), one per failing field, e.g. `items[17].date`."))]]
+    existing_id: NotRequired[uuid.UUID | None]
+    duplicates: NotRequired[list[int]]
+    existing_ids: NotRequired[list[uuid.UUID]]
+    quota: NotRequired[Annotated[int, Field(description="With `quota_exceeded`: the most a user may hold.")]]
+
+
+PROBLEM = View(Problem)
 
 
 class RuleError(ValueError):
@@ -215,7 +246,11 @@ def problem_response(request: Request | None, error: ApiError) -> HTTPResponse:
         if language != "en":
             body = localise_problem(body, language)
     headers = {**error.headers, "Content-Language": language, "Vary": "Accept-Language"}
-    return HTTPResponse(dumps(body), status=error.status, headers=headers, content_type=PROBLEM_JSON)
+    try:
+        payload = PROBLEM.dump(body)
+    except ValueError:  # a lone surrogate (undecodable request bytes quoted in the detail)
+        payload = PROBLEM.dump(scrub(body))
+    return HTTPResponse(payload, status=error.status, headers=headers, content_type=PROBLEM_JSON)
 
 
 ROUTABLE_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")

@@ -34,11 +34,10 @@ def _hash(token: str) -> str:
 
 
 def link_json(link: ShareLink, url: str | None = None) -> dict[str, Any]:
-    body = {"id": str(link.id), "label": link.label, "expires_at": iso(link.expires_at),
-            "created_at": iso(link.created_at), "revoked_at": iso(link.revoked_at)}
+    body = {"id": link.id, "label": link.label, "expires_at": link.expires_at, "created_at": link.created_at,
+            "revoked_at": link.revoked_at}
     if url is not None:
-        body = {"id": body["id"], "label": link.label, "url": url, **{k: body[k] for k in
-                                                                      ("expires_at", "created_at", "revoked_at")}}
+        body["url"] = url
     return body
 
 
@@ -89,7 +88,7 @@ async def revoke_link(ctx: RequestContext, user: CurrentUser, link_id: uuid.UUID
 async def accesses(user: CurrentUser, link_id: uuid.UUID) -> list[dict[str, Any]]:
     link = await _own_link(user, link_id)
     rows = await ShareLinkAccess.filter(link_id=link.id).order_by("-at", "-id").limit(1000).values("at", "ip_hash")
-    return [{"at": iso(row["at"]), "ip_hash": row["ip_hash"]} for row in rows]
+    return rows
 
 
 def ip_hash(key: bytes, ip: str) -> str:
@@ -118,8 +117,8 @@ async def view(token: str, viewer_ip_hash: str) -> tuple[dict[str, Any], ShareLi
     portfolio = {
         "owner_name": owner.full_name,
         "org_unit": {"name": unit.name, "kind": str(unit.kind)} if unit else None,
-        "items": [{"title": a["title"], "type_name": names.get(a["type"], a["type"]), "category": str(a["category"]),
-                   "date": a["date"].isoformat(), "level": a["level"], "result": a["result"],
+        "items": [{"title": a["title"], "type_name": names.get(a["type"], a["type"]), "category": a["category"],
+                   "date": a["date"], "level": a["level"], "result": a["result"],
                    "proof_url": a["proof_url"]}
                   for a in approved],
     }

@@ -27,7 +27,6 @@ from service import audit
 from service.context import CurrentUser, RequestContext
 from service.errors import Conflict, NotFound, ValidationFailed
 from service.platform.database import fetch, transaction
-from service.platform.jsonutil import iso
 from service.university import Reach, unit_reach
 
 CRITERIA = ("category", "type", "level", "result")
@@ -58,7 +57,7 @@ class Score:
     reason: str | None
 
     def json(self) -> dict[str, Any]:
-        return {"achievement_id": str(self.achievement_id), "points": _number(self.points),
+        return {"achievement_id": self.achievement_id, "points": _number(self.points),
                 "rule_index": self.rule_index, "reason": self.reason}
 
 
@@ -145,9 +144,9 @@ async def update_grade(ctx: RequestContext, model: type[Level] | type[Result], s
 # --- rule sets -----------------------------------------------------------------------------------------
 
 def rule_set_json(rule_set: RuleSet) -> dict[str, Any]:
-    return {"id": str(rule_set.id), "name": rule_set.name, "period_from": rule_set.period_from.isoformat(),
-            "period_to": rule_set.period_to.isoformat(), "rules": rule_set.rules, "status": str(rule_set.status),
-            "published_at": iso(rule_set.published_at), "created_at": iso(rule_set.created_at)}
+    return {"id": rule_set.id, "name": rule_set.name, "period_from": rule_set.period_from,
+            "period_to": rule_set.period_to, "rules": rule_set.rules, "status": str(rule_set.status),
+            "published_at": rule_set.published_at, "created_at": rule_set.created_at}
 
 
 async def rule_errors(rules: list[dict[str, Any]], period_from: dt.date, period_to: dt.date) -> list[dict[str, str]]:
@@ -228,7 +227,7 @@ async def my_score(user: CurrentUser, rule_set_id: uuid.UUID) -> dict[str, Any]:
     rule_set = await visible_rule_set(user, rule_set_id)
     mine = await Achievement.filter(owner_id=user.id).order_by("date", "id").values(*SCORED_FIELDS)
     scores = explain(rule_set.rules, (rule_set.period_from, rule_set.period_to), mine)
-    return {"rule_set_id": str(rule_set.id), "total": _number(sum(s.points for s in scores)),
+    return {"rule_set_id": rule_set.id, "total": _number(sum(s.points for s in scores)),
             "items": [s.json() for s in scores]}
 
 
@@ -240,7 +239,7 @@ async def achievement_score(user: CurrentUser, rule_set_id: uuid.UUID, owner_id:
     theirs = await Achievement.filter(owner_id=owner_id).order_by("date", "id").values(*SCORED_FIELDS)
     score = next(s for s in explain(rule_set.rules, (rule_set.period_from, rule_set.period_to), theirs)
                  if s.achievement_id == achievement_id)
-    return {"points": _number(score.points), "rule_index": score.rule_index, "rule_set_id": str(rule_set.id),
+    return {"points": _number(score.points), "rule_index": score.rule_index, "rule_set_id": rule_set.id,
             "reason": score.reason}
 
 
@@ -294,13 +293,13 @@ async def rating(user: CurrentUser, reach: Reach, rule_set_id: uuid.UUID, unit_i
     rows = await fetch(RATING, rule_set.id, sorted(members.units), members.includes_root_members)
     points = [float(r["points"]) for r in rows]
     eligible = eligible_count(points, top_share)
-    items = [{"rank": rank, "student_id": str(r["id"]), "full_name": r["full_name"],
-              "org_unit_id": str(r["org_unit_id"]) if r["org_unit_id"] else None, "points": _number(r["points"]),
+    items = [{"rank": rank, "student_id": r["id"], "full_name": r["full_name"],
+              "org_unit_id": r["org_unit_id"], "points": _number(r["points"]),
               "by_category": {c: _number(r[c]) for c in values(Category)}, "counted": r["counted"],
               "eligible": rank <= eligible}
              for rank, r in enumerate(rows, start=1)]
-    return {"rule_set_id": str(rule_set.id), "org_unit_id": str(unit_id), "top_share": top_share, "items": items}
+    return {"rule_set_id": rule_set.id, "org_unit_id": unit_id, "top_share": top_share, "items": items}
 
 
-async def names_of_units() -> dict[str, str]:
-    return {str(k): v for k, v in await OrgUnit.all().values_list("id", "name")}
+async def names_of_units() -> dict[uuid.UUID, str]:
+    return dict(await OrgUnit.all().values_list("id", "name"))

@@ -117,8 +117,7 @@ async def unit_reach(reach: Reach, unit_id: uuid.UUID) -> Reach:
 # --- org units ------------------------------------------------------------------------------------
 
 def unit_json(unit: OrgUnit) -> dict[str, Any]:
-    return {"id": str(unit.id), "name": unit.name, "kind": str(unit.kind),
-            "parent_id": str(unit.parent_id) if unit.parent_id else None}
+    return {"id": unit.id, "name": unit.name, "kind": str(unit.kind), "parent_id": unit.parent_id}
 
 
 _KIND_ORDER = {OrgUnitKind.UNIVERSITY: 0, OrgUnitKind.FACULTY: 1, OrgUnitKind.GROUP: 2}
@@ -195,7 +194,7 @@ async def scopes_of(user_id: uuid.UUID) -> dict[str, Any]:
     if not await User.filter(id=user_id).exists():
         raise NotFound("No such user.")
     units = await CuratorScope.filter(user_id=user_id).order_by("org_unit_id").values_list("org_unit_id", flat=True)
-    return {"org_unit_ids": [str(u) for u in units]}
+    return {"org_unit_ids": units}
 
 
 async def set_scopes(ctx: RequestContext, user_id: uuid.UUID, unit_ids: Iterable[uuid.UUID]) -> dict[str, Any]:
@@ -220,4 +219,4 @@ async def set_scopes(ctx: RequestContext, user_id: uuid.UUID, unit_ids: Iterable
             await audit.record(tx, ctx, "admin.user.scopes_updated", target_type="user", target_id=user_id,
                                details={"added": sorted(str(u) for u in set(wanted) - before),
                                         "removed": sorted(str(u) for u in before - set(wanted))})
-    return {"org_unit_ids": sorted(str(u) for u in wanted)}
+    return {"org_unit_ids": sorted(wanted, key=str)}

@@ -21,6 +21,7 @@ import pytest
 from sanic import Sanic
 from sanic_testing.reusable import ReusableClient
 
+from service.platform import views
 from service.platform.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +33,10 @@ PASSWORD = "correct horse battery staple"
 
 Sanic.test_mode = True
 logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+# Every response body the tests provoke is validated against its model before it is sent.
+views.CHECKED = True
 
 
 def _with_database(url: str, name: str) -> str:

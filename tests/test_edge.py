@@ -15,10 +15,11 @@ import uuid
 
 import pytest
 from limits.aio.storage import MemoryStorage
+from sanic.response import HTTPResponse
 
 from service.errors import TooManyRequests
 from service.platform import ratelimit
-from service.platform.jsonutil import json_response
+from service.platform.jsonutil import dumps
 from service.platform.ratelimit import RateLimits
 from service.platform.validation import Query
 from tests.conftest import PASSWORD, Users, make_settings
@@ -216,11 +217,11 @@ def _query_route(app):
     @app.get("/api/v1/test-query", ctx_public=True)
     async def test_query(request):
         query = Query(request, {"type", "sort", "limit", "date_from", "cursor", "q"}, frozenset({"type"}))
-        return json_response({
+        return HTTPResponse(dumps({
             "type": query.all("type"), "sort": query.choice("sort", ("date", "-date")),
             "limit": query.int("limit", 20, 1, 100), "date_from": str(query.date("date_from")),
             "q": query.text("q"),
-        })
+        }), content_type="application/json")
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from typing import Any
 import xlsxwriter
 
 from service.achievements.queries import to_json
+from service.platform.jsonutil import iso
 
 COLUMNS = ("id", "title", "type", "category", "date", "proof_url", "description", "status",
            "created_at", "updated_at")
@@ -29,9 +30,18 @@ def neutralise(value: Any) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
+def _text(value: Any) -> Any:
+    """A value as the JSON representation writes it (times in UTC with a Z)."""
+    if isinstance(value, dt.datetime):
+        return iso(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
 def csv_cells(row: Mapping[str, Any]) -> list[str]:
     data = to_json(row)
-    return [neutralise(data[column]) for column in COLUMNS]
+    return [neutralise(_text(data[column])) for column in COLUMNS]
 
 
 def csv_lines(rows: Iterable[list[str]]) -> bytes:

@@ -20,7 +20,6 @@ from models import Achievement, AchievementType, Level, Result
 from models.enums import Category, Status, values
 from service.context import CurrentUser
 from service.platform.database import connection, fetch
-from service.platform.jsonutil import iso
 from service.platform.pagination import Cursors, parse_position, position_of, scope_of
 from service.university import Reach, scope_covers, scope_members
 
@@ -49,33 +48,35 @@ SORT_CHOICES = ("date", "-date", "title", "-title", "created_at", "-created_at")
 # --- representation ---------------------------------------------------------------------------------
 
 def to_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An achievement as ``blueprints.schemas.Achievement`` declares it, from a row of ``COLUMNS``
+    and ``DISPLAY`` (the view formats the ids and times)."""
     review = None
     if row["review_decision"]:
         review = {
-            "decision": str(row["review_decision"]),
+            "decision": row["review_decision"],
             "comment": row["review_comment"],
-            "reviewer_id": str(row["reviewer_id"]) if row["reviewer_id"] else None,
-            "reviewed_at": iso(row["reviewed_at"]),
+            "reviewer_id": row["reviewer_id"],
+            "reviewed_at": row["reviewed_at"],
             "reviewer_name": row["reviewer_name"],
         }
     return {
-        "id": str(row["id"]),
-        "owner_id": str(row["owner_id"]),
+        "id": row["id"],
+        "owner_id": row["owner_id"],
         "title": row["title"],
         "type": row["type"],
-        "category": str(row["category"]),
-        "date": row["date"].isoformat(),
+        "category": row["category"],
+        "date": row["date"],
         "proof_url": row["proof_url"],
         "description": row["description"],
-        "status": str(row["status"]),
+        "status": row["status"],
         "review": review,
         "owner_name": row["owner_name"],
         "type_name": row["type_name"],
         "level": row["level"],
         "result": row["result"],
         "version": row["version"],
-        "created_at": iso(row["created_at"]),
-        "updated_at": iso(row["updated_at"]),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
     }
 
 

@@ -19,7 +19,6 @@ from service.achievements.rules import CONTENT_FIELDS, Preconditions, authorize,
 from service.context import CurrentUser, RequestContext
 from service.errors import Conflict, Forbidden, NotFound, QuotaExceeded, ValidationFailed
 from service.platform.database import connection, fetch, transaction, violated_constraint
-from service.platform.jsonutil import iso
 from service.university import Reach, in_reach, reach_of, unit_reach
 
 DEDUP = "achievements_dedup_key"  # the unique index of the duplicate rule
@@ -27,7 +26,7 @@ DEDUP = "achievements_dedup_key"  # the unique index of the duplicate rule
 
 def _duplicate(existing: uuid.UUID | None) -> Conflict:
     return Conflict("You already recorded this achievement.", code="duplicate_achievement",
-                    existing_id=str(existing) if existing else None)
+                    existing_id=existing)
 
 
 async def _authorized(user: CurrentUser, owner_id: uuid.UUID | None, action: str) -> None:
@@ -69,8 +68,8 @@ async def reviews(user: CurrentUser, achievement_id: uuid.UUID) -> list[dict[str
     history = await Review.filter(achievement_id=achievement_id).order_by("-reviewed_at", "-version").values(
         "decision", "comment", "reviewer_id", "reviewed_at", "version")
     names = dict(await User.filter(id__in={r["reviewer_id"] for r in history}).values_list("id", "full_name"))
-    return [{"decision": str(r["decision"]), "comment": r["comment"], "reviewer_id": str(r["reviewer_id"]),
-             "reviewer_name": names.get(r["reviewer_id"]), "reviewed_at": iso(r["reviewed_at"]),
+    return [{"decision": str(r["decision"]), "comment": r["comment"], "reviewer_id": r["reviewer_id"],
+             "reviewer_name": names.get(r["reviewer_id"]), "reviewed_at": r["reviewed_at"],
              "version": r["version"]} for r in history]
 
 
@@ -215,7 +214,7 @@ async def review(ctx: RequestContext, user: CurrentUser, achievement_id: uuid.UU
 
 
 async def create_batch(ctx: RequestContext, user: CurrentUser, items: list[dict[str, Any]],
-                       quota: int) -> list[str]:
+                       quota: int) -> list[uuid.UUID]:
     """All-or-nothing import: one validation pass, one duplicate query, one bulk insert."""
     errors = await queries.type_errors({f"items[{i}].type": item["type"] for i, item in enumerate(items)})
     for i, item in enumerate(items):
@@ -249,11 +248,11 @@ async def create_batch(ctx: RequestContext, user: CurrentUser, items: list[dict[
             raise
         raise Conflict("Some items were recorded concurrently; nothing was imported.",
                        code="duplicate_achievement", duplicates=[]) from None
-    return [str(a.id) for a in created]
+    return [a.id for a in created]
 
 
 async def _batch_duplicates(tx, owner_id: uuid.UUID, items: list[dict[str, Any]]
-                            ) -> tuple[set[int], dict[int, str]]:
+                            ) -> tuple[set[int], dict[int, uuid.UUID]]:
     """The indexes of items that repeat each other or an achievement of the owner (with its
     id). SQL: keys by the database's own case rule (lower() on title_key; Python's differs,
     e.g. for the final sigma) in one statement over the whole batch."""
@@ -266,12 +265,12 @@ async def _batch_duplicates(tx, owner_id: uuid.UUID, items: list[dict[str, Any]]
          list(range(len(items)))])
     first_seen: dict[tuple, int] = {}
     duplicates: set[int] = set()
-    existing: dict[int, str] = {}
+    existing: dict[int, uuid.UUID] = {}
     for row in rows:
         index = row["idx"]
         key = (items[index]["type"], items[index]["date"], row["title_key"])
         if row["existing"] is not None:
-            existing[index] = str(row["existing"])
+            existing[index] = row["existing"]
         if key in first_seen:
             duplicates.update((first_seen[key], index))
         else:

@@ -35,7 +35,7 @@ from sanic.response import HTTPResponse
 from sanic_ext.extensions.openapi.builders import OperationBuilder, OperationStore
 from sanic_ext.extensions.openapi.types import Schema
 
-from service.errors import NotFound
+from service.errors import PROBLEM, NotFound
 
 OPENAPI_VERSION = "3.1.0"
 API_TITLE = "Achievement Journal API"
@@ -61,35 +61,6 @@ BEARER = "bearer"
 SCHEMA_REF = "#/components/schemas/{model}"
 PROBLEM_REF = SCHEMA_REF.format(model="Problem")
 PROBLEM_JSON = "application/problem+json"
-
-PROBLEM_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "An RFC 9457 problem document.",
-    "required": ["type", "title", "status", "detail", "request_id"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "request_id": {"type": "string"},
-        "code": {"type": "string", "description": "A stable snake_case code, e.g. `validation_failed`, "
-                 "`duplicate_achievement`, `email_taken`, `precondition_required`, `quota_exceeded`."},
-        "errors": {
-            "description": "Validation errors (422), one per failing field, e.g. `items[17].date`.",
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"field": {"type": "string"}, "message": {"type": "string"},
-                               "code": {"type": "string"}},
-                "required": ["field", "message"],
-            },
-        },
-        "existing_id": {"type": "string", "format": "uuid"},
-        "duplicates": {"type": "array", "items": {"type": "integer"}},
-        "existing_ids": {"type": "array", "items": {"type": "string", "format": "uuid"}},
-        "quota": {"type": "integer", "description": "With `quota_exceeded`: the most a user may hold."},
-    },
-}
 
 VALIDATION_PROBLEM_REF = SCHEMA_REF.format(model="ValidationProblem")
 VALIDATION_PROBLEM_SCHEMA: dict[str, Any] = {
@@ -218,7 +189,9 @@ def openapi_document(app: Sanic) -> dict[str, Any]:
     """The OpenAPI document of ``app``: every route outside /docs with every method but
     HEAD, OPTIONS and TRACE. The app's router must be finalized (it is once the server
     has started; ``openapi_export`` finalizes it itself)."""
-    schemas: dict[str, Any] = {"Problem": PROBLEM_SCHEMA, "ValidationProblem": VALIDATION_PROBLEM_SCHEMA}
+    schemas: dict[str, Any] = {}
+    hoist(PROBLEM.schema, schemas)  # Problem and its FieldError
+    schemas["ValidationProblem"] = VALIDATION_PROBLEM_SCHEMA
     paths: dict[str, dict[str, Any]] = {}
     docs = DOCS_PREFIX.strip("/")
     for route in app.router.routes:

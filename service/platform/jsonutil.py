@@ -7,7 +7,6 @@ import uuid
 from typing import Any
 
 import orjson
-from sanic.response import HTTPResponse
 
 MAX_DEPTH = 64
 
@@ -63,12 +62,6 @@ def iso(value: dt.datetime | None) -> str | None:
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def json_response(
-    body: Any, status: int = 200, headers: dict[str, str] | None = None
-) -> HTTPResponse:
-    return HTTPResponse(dumps(body), status=status, headers=headers, content_type="application/json")
 
 
 def uuid_or_none(value: str) -> uuid.UUID | None:
