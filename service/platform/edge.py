@@ -16,10 +16,20 @@ from sanic.response import HTTPResponse
 
 from service.authn import bearer_token
 from service.errors import Forbidden, Unauthorized
+from service.platform.logs import info_line
 from service.platform.requestctx import client_ip_of, request_id_of
 from service.tokens import InvalidToken, verify_access_token
 
 log = logging.getLogger("service.http")
+PID = os.getpid()  # the request log's "pid" (a system call per line otherwise)
+
+
+def _forked() -> None:
+    global PID
+    PID = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 KIB = 1024
 DEFAULT_BODY_LIMIT = 64 * KIB
@@ -147,7 +157,7 @@ async def finish_response(request: Request, response: HTTPResponse) -> None:
     headers.pop("server", None)
     started = getattr(request.ctx, "started", None)
     user = getattr(request.ctx, "user", None)
-    log.info("request", extra={
+    info_line(log, "request", {
         "event": "http.request",
         "method": request.method,
         "path": loggable_path(request.path),
@@ -156,7 +166,7 @@ async def finish_response(request: Request, response: HTTPResponse) -> None:
         "request_id": rid,
         "user_id": str(user.id) if user else None,
         "ip": client_ip_of(request),
-        "pid": os.getpid(),  # which worker answered
+        "pid": PID,  # which worker answered
     })
 
 
