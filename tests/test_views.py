@@ -101,3 +101,11 @@ def test_an_answer_on_the_wire_is_what_its_model_says(api, users):
     assert list(body) == list(schemas.Achievement.__annotations__)
     assert body["created_at"].endswith("Z") and uuid.UUID(body["id"]) and body["date"] == "2026-03-01"
     assert body["owner_name"] == "Анна Петрова" and body["review"] is None
+
+
+def test_a_problem_quoting_undecodable_request_bytes_is_still_a_problem_document(api):
+    response = api.get("/.well-known/jwks.json?%FF%FE=1")
+    assert response.status == 400, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json
+    assert body["code"] == "bad_request" and "\ufffd" in body["detail"]
