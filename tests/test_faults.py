@@ -422,3 +422,15 @@ def test_killed_worker_is_replaced_and_no_acknowledged_write_is_lost(running_pos
     assert {row["id"] for row in stored} == set(acknowledged)
     print(f"\nSIGKILL: {len(acknowledged)} creations acknowledged, {len(errors)} dropped at the transport, "
           f"replacement ready {back - killed:.2f}s after the kill")
+
+
+def test_request_lines_still_waiting_in_the_log_batch_are_written_when_the_server_stops(running_postgres):
+    """INFO lines leave in batches (service.platform.logs): a SIGTERM right after a request must
+    not lose its line."""
+    server = RealServer(running_postgres.url(), workers=1, name="faults-log-flush")
+    with server:
+        with server.client() as client:
+            ids = [client.get("/healthz").headers["x-request-id"] for _ in range(3)]
+        server.stop()
+        logged = {e["request_id"] for e in server.log_events("http.request")}
+    assert set(ids) <= logged
