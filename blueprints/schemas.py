@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Any, Literal, NotRequired
+from typing import Annotated, Any, NotRequired
 
 from pydantic import ConfigDict, Field, WithJsonSchema, with_config
 from typing_extensions import TypedDict
 
-from models.enums import Category, Decision, OrgUnitKind, Outcome, Role, RuleSetStatus, Status
+from models.enums import Category, Decision, OrgUnitKind, Outcome, Role, RuleSetStatus, Status, ZeroReason, values
 from service.platform.views import View, named_enum
 
 closed = with_config(ConfigDict(extra="forbid"))
@@ -30,7 +30,9 @@ RoleName = named_enum("Role", Role)
 RuleSetStatusName = named_enum("RuleSetStatus", RuleSetStatus)
 Number = Annotated[int | float, WithJsonSchema({"type": "number"})]
 """Points: a whole number stays one (5, not 5.0)."""
-ZeroReason = Literal["not_approved", "out_of_period", "no_rule", "over_cap"] | None
+ZeroReasonName = Annotated[str | None, WithJsonSchema(
+    {"type": ["string", "null"], "enum": [*values(ZeroReason), None],
+     "description": "why the points are 0 (null when a rule gave them)"})]
 
 
 def one_of(*choices: str):
@@ -302,7 +304,7 @@ class AchievementScore(TypedDict):
     points: Number
     rule_index: int | None
     rule_set_id: uuid.UUID
-    reason: ZeroReason
+    reason: ZeroReasonName
 
 
 @closed
@@ -310,7 +312,7 @@ class StudentScoreItem(TypedDict):
     achievement_id: uuid.UUID
     points: Number
     rule_index: int | None
-    reason: ZeroReason
+    reason: ZeroReasonName
 
 
 @closed

@@ -50,6 +50,15 @@ class RuleSetStatus(StrEnum):
     PUBLISHED = "published"
 
 
+class ZeroReason(StrEnum):
+    """Why an achievement scores 0 under a rule set (not stored: the API's ``reason``)."""
+
+    NOT_APPROVED = "not_approved"
+    OUT_OF_PERIOD = "out_of_period"
+    NO_RULE = "no_rule"
+    OVER_CAP = "over_cap"
+
+
 class Outcome(StrEnum):
     SUCCESS = "success"
     FAILURE = "failure"

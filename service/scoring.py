@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from models import Achievement, AchievementType, Category, Level, OrgUnit, Result, RuleSet, Status
-from models.enums import RuleSetStatus, values
+from models.enums import RuleSetStatus, ZeroReason, values
 from service import audit
 from service.context import CurrentUser, RequestContext
 from service.errors import Conflict, NotFound, ValidationFailed
@@ -54,7 +54,7 @@ class Score:
     achievement_id: uuid.UUID
     points: float
     rule_index: int | None
-    reason: str | None
+    reason: ZeroReason | None
 
     def json(self) -> dict[str, Any]:
         return {"achievement_id": self.achievement_id, "points": _number(self.points),
@@ -68,19 +68,19 @@ def explain(rules: Sequence[Mapping[str, Any]], period: tuple[dt.date, dt.date],
     counted: dict[int, int] = {}
     for achievement in sorted(achievements, key=lambda a: (a["date"], str(a["id"]))):
         if str(achievement["status"]) != Status.APPROVED:
-            scores[achievement["id"]] = Score(achievement["id"], 0, None, "not_approved")
+            scores[achievement["id"]] = Score(achievement["id"], 0, None, ZeroReason.NOT_APPROVED)
             continue
         if not period[0] <= achievement["date"] <= period[1]:
-            scores[achievement["id"]] = Score(achievement["id"], 0, None, "out_of_period")
+            scores[achievement["id"]] = Score(achievement["id"], 0, None, ZeroReason.OUT_OF_PERIOD)
             continue
         index = best_rule(rules, achievement)
         if index is None:
-            scores[achievement["id"]] = Score(achievement["id"], 0, None, "no_rule")
+            scores[achievement["id"]] = Score(achievement["id"], 0, None, ZeroReason.NO_RULE)
             continue
         cap = rules[index].get("max_items")
         counted[index] = counted.get(index, 0) + 1
         if cap is not None and counted[index] > cap:
-            scores[achievement["id"]] = Score(achievement["id"], 0, index, "over_cap")
+            scores[achievement["id"]] = Score(achievement["id"], 0, index, ZeroReason.OVER_CAP)
         else:
             scores[achievement["id"]] = Score(achievement["id"], rules[index]["points"], index, None)
     return [scores[a["id"]] for a in achievements]
