@@ -35,11 +35,6 @@ ZeroReasonName = Annotated[str | None, WithJsonSchema(
      "description": "why the points are 0 (null when a rule gave them)"})]
 
 
-def one_of(*choices: str):
-    """A string that is always one of ``choices`` (``enum``, which every generator reads)."""
-    return Annotated[str, WithJsonSchema({"type": "string", "enum": list(choices)})]
-
-
 # --- accounts ---------------------------------------------------------------------------------------
 
 @closed
@@ -56,7 +51,7 @@ class User(TypedDict):
 @closed
 class TokenResponse(TypedDict):
     access_token: str
-    token_type: one_of("Bearer")
+    token_type: named_enum(None, ["Bearer"])
     expires_in: int
     user: User
 
@@ -350,7 +345,7 @@ class JsonWebKeySet(TypedDict):
 
 @closed
 class HealthStatus(TypedDict):
-    status: one_of("ok")
+    status: named_enum(None, ["ok"])
 
 
 USER = View(User)

@@ -52,10 +52,14 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        try:
-            return orjson.dumps(entry, default=str)
-        except orjson.JSONEncodeError:  # undecodable header bytes: replaced, never the line lost
-            return orjson.dumps(scrub(entry), default=str)
+        return _encode(entry)
+
+
+def _encode(entry: dict) -> bytes:
+    try:
+        return orjson.dumps(entry, default=str)
+    except orjson.JSONEncodeError:  # undecodable header bytes: replaced, never the line lost
+        return orjson.dumps(scrub(entry), default=str)
 
 
 class JsonLinesHandler(logging.Handler):
@@ -152,12 +156,9 @@ def info_line(logger: logging.Logger, message: str, fields: dict) -> None:
         logger.info(message, extra=fields)
         return
     entry = {"ts": _timestamp(time.time()), "level": "INFO", "logger": logger.name, "message": message, **fields}
-    try:
-        line = orjson.dumps(entry, default=str)
-    except orjson.JSONEncodeError:  # undecodable header bytes: replaced, never the line lost
-        line = orjson.dumps(scrub(entry), default=str)
+    line = _encode(entry) + b"\n"
     with handler.lock:
-        handler.write(line + b"\n")
+        handler.write(line)
 
 
 def stdout_handler() -> logging.Handler:

@@ -37,12 +37,14 @@ CHECKED = False
 _SIMPLE = {"type", "format", "enum", "description", "pattern"}
 
 
-def named_enum(title: str, members: type[enum.Enum] | Iterable[str]) -> Any:
+def named_enum(title: str | None, members: type[enum.Enum] | Iterable[str]) -> Any:
     """A string field whose values are ``members``, documented as the named enum ``title``
-    (one ``Category`` type in generated clients, not one per use). Serialised as the string
-    it is: the database hands out the value, not the enum member."""
+    (one ``Category`` type in generated clients, not one per use; None: an inline ``enum``).
+    Serialised as the string it is: the database hands out the value, not the enum member."""
     choices = [m.value for m in members] if isinstance(members, type) else list(members)
-    return Annotated[str, WithJsonSchema({"title": title, "type": "string", "enum": choices})]
+    schema = {"type": "string", "enum": choices} if title is None else \
+        {"title": title, "type": "string", "enum": choices}
+    return Annotated[str, WithJsonSchema(schema)]
 
 
 class _ResponseSchema(GenerateJsonSchema):
