@@ -434,3 +434,30 @@ def test_request_lines_still_waiting_in_the_log_batch_are_written_when_the_serve
         server.stop()
         logged = {e["request_id"] for e in server.log_events("http.request")}
     assert set(ids) <= logged
+
+
+def test_an_edit_and_a_review_need_no_second_connection_while_their_transaction_holds_one(running_postgres):
+    """The checks of an edit (type, level) and of a review (the curator's scope, SQL on the hot
+    path's fetch) run on the use case's own transaction. Asked on another pooled connection, a
+    write held its connection while it waited for one more: with DB_POOL_MAX=1 a single review
+    hung (behind PgBouncer, with few server connections, several did)."""
+    server = RealServer(running_postgres.url(), workers=1, name="faults-one-connection", env={"DB_POOL_MAX": "1"})
+    with server:
+        student, curator = sign_up(server), sign_up(server)
+        query(running_postgres, "UPDATE users SET role = 'curator' WHERE id = $1", uuid.UUID(curator["id"]))
+        query(running_postgres, "INSERT INTO curator_scopes (user_id, org_unit_id) "
+                                "SELECT $1, id FROM org_units WHERE parent_id IS NULL", uuid.UUID(curator["id"]))
+        with server.client(timeout=15.0) as client:
+            created = client.post(ACHIEVEMENTS, json=new_achievement("one connection"), headers=bearer(student))
+            assert created.status_code == 201, created.text
+            path = f"{ACHIEVEMENTS}{created.json()['id']}"
+            edited = client.patch(path, json={"type": "publication", "level": "regional"},
+                                  headers={**bearer(student), "If-Match": created.headers["etag"]})
+            assert edited.status_code == 200, edited.text
+            assert edited.json()["category"] == "scientific" and edited.json()["level"] == "regional"
+            seen = client.get(path, headers=bearer(curator))
+            assert seen.status_code == 200, seen.text
+            reviewed = client.post(f"{path}/review", json={"decision": "approved"},
+                                   headers={**bearer(curator), "If-Match": seen.headers["etag"]})
+        assert reviewed.status_code == 200, reviewed.text
+        assert reviewed.json()["status"] == "approved"

@@ -11,7 +11,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient, TransactionContext
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from service.platform.pgengine import default_pool
+from service.platform.pgengine import JournalClient, default_pool
 from service.platform.settings import DatabaseURL, Settings
 
 APP_LABEL = "models"
@@ -101,10 +101,15 @@ async def fetch(query: str, *args: Any) -> list[asyncpg.Record]:
     Only for the per-request hot path (the session check, a page, one achievement): the same
     pool as the ORM (``service.platform.pgengine``), without its result conversion, which costs
     about a tenth of the CPU time of a small request (measured with tests.bench).
+
+    Inside ``transaction()`` it runs on the transaction's connection, as the ORM's queries do:
+    a use case holding one connection while it waits for a second deadlocks a full pool (a
+    curator's scope check inside a review did, behind PgBouncer or with DB_POOL_MAX=1).
     """
-    pool = default_pool()
-    if pool is None:  # not connected yet (or a new loop): the client connects on first use
-        async with connection().acquire_connection() as conn:
+    client = connection()
+    pool = default_pool() if isinstance(client, JournalClient) else None
+    if pool is None:  # a transaction; or not connected yet (or a new loop): the client connects
+        async with client.acquire_connection() as conn:
             return await conn.fetch(query, *args)
     return await pool.fetch(query, *args)
 
